@@ -1,0 +1,152 @@
+//! The command line: clap definitions, and the mapping from commands to library calls.
+//!
+//! This is the only module that prints for people. Exit codes follow kube-burner's:
+//! 0 ok, 1 error, 2 timeout, 3 alert of severity error, 4 measurement threshold exceeded.
+
+mod local;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// Kubernetes control-plane load generator and measurement tool.
+#[derive(Debug, Parser)]
+#[command(name = "burner", version, about, long_about = None)]
+pub struct Cli {
+    /// Log level for burner's own logs on stderr; RUST_LOG, when set, takes precedence.
+    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the jobs of a config file against the cluster under test.
+    Init(NotYet),
+    /// Remove what a run created.
+    Destroy(NotYet),
+    /// Parse, validate and render a config file without a cluster.
+    Check(NotYet),
+    /// Simulate kubelets: register hollow nodes and drive their pods' lifecycles.
+    Hollow(NotYet),
+    /// Build a report from the results of a run.
+    Report(NotYet),
+    /// Run a real local control plane on 127.0.0.1 as the cluster under test.
+    #[command(subcommand)]
+    Local(local::LocalCommand),
+    /// Print burner's version and the control-plane versions it runs.
+    Version,
+    /// Print a shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Arguments of a command that a later version of burner fills in.
+#[derive(Debug, clap::Args)]
+pub struct NotYet {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(cli.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Local(command) => local::run(command).await,
+        Command::Version => {
+            let versions = crate::local::ControlPlaneVersions::pinned();
+            println!("burner {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "local control plane: kubernetes {}, etcd {}",
+                versions.kubernetes, versions.etcd
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "burner", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init(_) => not_yet("init"),
+        Command::Destroy(_) => not_yet("destroy"),
+        Command::Check(_) => not_yet("check"),
+        Command::Hollow(_) => not_yet("hollow"),
+        Command::Report(_) => not_yet("report"),
+    }
+}
+
+fn not_yet(command: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("error: `burner {command}` is not implemented yet");
+    Ok(ExitCode::from(1))
+}
+
+fn init_logging(level: LogLevel) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // kube's client logs every failed request as an error of its own; burner reports
+        // failures itself (and expects some, such as probes of a server still starting).
+        EnvFilter::new(format!(
+            "{},kube_client=off,hyper=warn,rustls=warn",
+            level.directive()
+        ))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,104 @@
+//! The test harness: one local cluster per test binary.
+//!
+//! The first test that asks for the cluster starts it through burner's library API, on a
+//! runtime that lives as long as the test binary; it is stopped and its state removed when
+//! the binary exits, whether tests passed or failed. With `BURNER_TEST_KUBECONFIG` set, the
+//! tests use that cluster instead and start nothing.
+//!
+//! Tests stay independent: each one works in namespaces of its own (see [`namespace`]).
+
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use burner::local::{LocalCluster, LocalOptions};
+
+/// The cluster the tests of this binary share.
+pub struct TestCluster {
+    pub kubeconfig: PathBuf,
+}
+
+static SHARED: OnceLock<TestCluster> = OnceLock::new();
+/// The cluster this binary started, kept so that it can be stopped at exit.
+static STARTED: Mutex<Option<LocalCluster>> = Mutex::new(None);
+
+/// A multi-threaded runtime that lives until the process exits. Clusters started on it
+/// outlive any one test (their programs stop when the starting thread dies).
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("test runtime")
+    })
+}
+
+/// Runs `future` on the harness runtime and waits for it; callable from sync and async
+/// tests alike.
+pub fn run_on_harness<F>(future: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = runtime().spawn(future);
+    std::thread::spawn(move || futures::executor::block_on(handle))
+        .join()
+        .expect("harness thread")
+        .expect("harness task")
+}
+
+/// The shared cluster, started on first use.
+pub fn cluster() -> &'static TestCluster {
+    SHARED.get_or_init(|| {
+        if let Some(path) = std::env::var_os("BURNER_TEST_KUBECONFIG").filter(|v| !v.is_empty()) {
+            return TestCluster {
+                kubeconfig: PathBuf::from(path),
+            };
+        }
+        let options = options_for("shared");
+        let cluster = run_on_harness(async move { LocalCluster::start(&options).await })
+            .unwrap_or_else(|e| panic!("cannot start the test cluster: {e}"));
+        let kubeconfig = cluster.kubeconfig().to_path_buf();
+        *STARTED.lock().unwrap() = Some(cluster);
+        // SAFETY: registering a plain extern "C" function with atexit has no preconditions.
+        unsafe {
+            libc::atexit(stop_started_cluster);
+        }
+        TestCluster { kubeconfig }
+    })
+}
+
+extern "C" fn stop_started_cluster() {
+    let Some(cluster) = STARTED.lock().ok().and_then(|mut c| c.take()) else {
+        return;
+    };
+    if let Err(e) = run_on_harness(async move { cluster.stop().await }) {
+        eprintln!("warning: stopping the test cluster failed: {e}");
+    }
+}
+
+/// Options for a cluster owned by this test process: its own name and state directory.
+pub fn options_for(purpose: &str) -> LocalOptions {
+    let name = format!("test-{purpose}-{}", std::process::id());
+    let mut options = LocalOptions::new(&name);
+    options.state_dir = Some(std::env::temp_dir().join("burner-tests").join(name));
+    options
+}
+
+/// A client for the shared cluster, built by burner's own client code.
+pub async fn client() -> kube::Client {
+    let options = burner::exec::ClientOptions::for_kubeconfig(&cluster().kubeconfig);
+    burner::exec::connect(&options)
+        .await
+        .expect("client for the test cluster")
+}
+
+/// A namespace name unique to one test in one run.
+pub fn namespace(test: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{test}-{}-{n}", std::process::id())
+}
