@@ -3,12 +3,13 @@
 //! The library is organised by the stages data flows through (see `docs/architecture.md`):
 //! a job config is rendered and planned, executed against the cluster under test, measured,
 //! and written out as results. Beside that pipeline stand two programs that share the binary:
-//! [`local`] runs a real control plane on 127.0.0.1 as the cluster under test, and (later)
-//! `hollow` simulates kubelets.
+//! [`local`] runs a real control plane on 127.0.0.1 as the cluster under test, and [`hollow`]
+//! simulates kubelets.
 //!
 //! Only [`cli`] prints for humans; everything else returns values and logs through `tracing`.
 
 pub mod cli;
 pub mod exec;
+pub mod hollow;
 pub mod local;
 pub mod shutdown;

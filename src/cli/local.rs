@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
+use super::hollow::FleetArgs;
+use crate::hollow::HollowFleet;
 use crate::local::{
     self, BinariesSource, ClusterRecord, ClusterStatus, DownOutcome, ExtraArg, LocalCluster,
     LocalError, LocalOptions, Phase, StateDir, Tuning,
@@ -18,7 +20,7 @@ use crate::local::{
 pub enum LocalCommand {
     /// Start a local cluster and wait until it is ready. Runs in the foreground until
     /// Ctrl-C unless --detach is given.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Stop a local cluster, wait until its processes have exited and remove its state.
     Down(ClusterArgs),
     /// Show whether a local cluster runs, its programs, pids and ports.
@@ -83,6 +85,11 @@ pub struct UpArgs {
     /// How long the cluster may take to become ready, once its programs are built.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "3m")]
     pub timeout: Duration,
+    /// Hollow nodes to start with the cluster (they stop with it).
+    #[arg(long, default_value_t = 0)]
+    pub nodes: u32,
+    #[command(flatten, next_help_heading = "Hollow nodes (with --nodes)")]
+    pub fleet: FleetArgs,
     /// Run as the supervisor of a detached cluster (started by `up --detach`).
     #[arg(long, hide = true)]
     pub supervise_detached: bool,
@@ -136,6 +143,11 @@ impl UpArgs {
         if self.etcd_fsync {
             args.push("--etcd-fsync".into());
         }
+        if self.nodes > 0 {
+            args.push("--nodes".into());
+            args.push(self.nodes.to_string().into());
+            args.extend(self.fleet.to_args());
+        }
         args
     }
 }
@@ -155,7 +167,18 @@ async fn up_foreground(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let stop = crate::shutdown::on_signal().context("cannot listen for Ctrl-C")?;
     let mut cluster = tokio::select! {
         started = LocalCluster::start(&options) => started?,
-        _ = stop.cancelled() => return Err(LocalError::Interrupted.into()),
+        _ = stop.cancelled() => {
+            // Dropping the start killed what it had started; remove the rest.
+            local::down(&options.state()).await?;
+            return Err(LocalError::Interrupted.into());
+        }
+    };
+    let fleet = match start_hollow_nodes(args, &cluster).await {
+        Ok(fleet) => fleet,
+        Err(error) => {
+            cluster.stop().await?;
+            return Err(error);
+        }
     };
     if !args.supervise_detached {
         print_ready(cluster.record());
@@ -167,6 +190,10 @@ async fn up_foreground(args: &UpArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         _ = stop.cancelled() => {
+            if let Some(fleet) = fleet {
+                // The cluster goes next, so the Nodes need not be deleted one by one.
+                fleet.shutdown().await.ok();
+            }
             cluster.stop().await?;
             if !args.supervise_detached {
                 println!("Stopped local cluster `{}`.", options.name);
@@ -174,6 +201,23 @@ async fn up_foreground(args: &UpArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn start_hollow_nodes(
+    args: &UpArgs,
+    cluster: &LocalCluster,
+) -> anyhow::Result<Option<HollowFleet>> {
+    if args.nodes == 0 {
+        return Ok(None);
+    }
+    let mut options = args.fleet.options(args.nodes);
+    // They go with the cluster; there is nothing to keep them for.
+    options.keep = true;
+    let fleet = HollowFleet::start(cluster.client().await?, options)
+        .await
+        .context("cannot start the hollow nodes")?;
+    tracing::info!(nodes = args.nodes, "hollow nodes ready");
+    Ok(Some(fleet))
 }
 
 async fn up_detached(args: &UpArgs) -> anyhow::Result<ExitCode> {
@@ -227,7 +271,7 @@ async fn up_detached(args: &UpArgs) -> anyhow::Result<ExitCode> {
                 _ => format!(
                     "the supervisor exited ({exit}); the last lines of {}:\n{}",
                     log_path.display(),
-                    local_log_tail(&log_path)
+                    local::log_tail(&log_path, 20)
                 ),
             };
             bail!("local cluster `{}` did not start: {reason}", options.name);
@@ -249,20 +293,11 @@ async fn up_detached(args: &UpArgs) -> anyhow::Result<ExitCode> {
                 "local cluster `{}` was not ready in time; the last lines of {}:\n{}",
                 options.name,
                 log_path.display(),
-                local_log_tail(&log_path)
+                local::log_tail(&log_path, 20)
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn local_log_tail(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path)
-        .map(|text| {
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(20)..].join("\n")
-        })
-        .unwrap_or_default()
 }
 
 fn already_running(name: &str, status: &ClusterStatus) -> LocalError {
@@ -411,7 +446,7 @@ mod tests {
     fn parse_up(args: &[&str]) -> UpArgs {
         let cli = crate::cli::Cli::parse_from(["burner", "local", "up"].iter().chain(args));
         match cli.command {
-            crate::cli::Command::Local(LocalCommand::Up(up)) => up,
+            crate::cli::Command::Local(LocalCommand::Up(up)) => *up,
             other => panic!("parsed as {other:?}"),
         }
     }
@@ -436,6 +471,15 @@ mod tests {
             "/opt/k8s",
             "--timeout",
             "90s",
+            "--nodes",
+            "3",
+            "--node-taint",
+            "gpu=yes:NoSchedule",
+            "--node-label",
+            "zone=a",
+            "--start-delay",
+            "normal:2s,100ms",
+            "--keep",
         ]);
         let options = up.options().unwrap();
         let child_args = up.detached_supervisor_args(&options);

@@ -3,6 +3,7 @@
 //! This is the only module that prints for people. Exit codes follow kube-burner's:
 //! 0 ok, 1 error, 2 timeout, 3 alert of severity error, 4 measurement threshold exceeded.
 
+mod hollow;
 mod local;
 
 use std::io::IsTerminal;
@@ -52,7 +53,7 @@ pub enum Command {
     /// Parse, validate and render a config file without a cluster.
     Check(NotYet),
     /// Simulate kubelets: register hollow nodes and drive their pods' lifecycles.
-    Hollow(NotYet),
+    Hollow(Box<hollow::HollowArgs>),
     /// Build a report from the results of a run.
     Report(NotYet),
     /// Run a real local control plane on 127.0.0.1 as the cluster under test.
@@ -99,6 +100,7 @@ pub fn run(cli: Cli) -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Local(command) => local::run(command).await,
+        Command::Hollow(args) => hollow::run(*args).await,
         Command::Version => {
             let versions = crate::local::ControlPlaneVersions::pinned();
             println!("burner {}", env!("CARGO_PKG_VERSION"));
@@ -115,7 +117,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Init(_) => not_yet("init"),
         Command::Destroy(_) => not_yet("destroy"),
         Command::Check(_) => not_yet("check"),
-        Command::Hollow(_) => not_yet("hollow"),
         Command::Report(_) => not_yet("report"),
     }
 }

@@ -16,19 +16,38 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether the etcd serving on `client_port` reports itself healthy.
 pub async fn etcd_is_healthy(client_port: u16) -> bool {
-    let probe = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", client_port)).await?;
-        stream
-            .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .await?;
+    plain_get(client_port, "/health")
+        .await
+        .is_some_and(|body| body.contains(r#""health":"true""#))
+}
+
+/// The version etcd reports, as `v3.6.16`.
+pub async fn etcd_version(client_port: u16) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Version {
+        etcdserver: String,
+    }
+    let response = plain_get(client_port, "/version").await?;
+    let body = response.split_once("\r\n\r\n")?.1;
+    let version: Version = serde_json::from_str(body).ok()?;
+    Some(format!("v{}", version.etcdserver))
+}
+
+/// A plain-HTTP GET on loopback, returning the whole response (etcd speaks HTTP/1.0 here;
+/// no client library is needed for two fixed requests).
+async fn plain_get(port: u16, path: &str) -> Option<String> {
+    let request = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let head = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+        stream.write_all(head.as_bytes()).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
         std::io::Result::Ok(String::from_utf8_lossy(&response).into_owned())
     };
-    match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-        Ok(Ok(body)) => body.contains(r#""health":"true""#),
-        _ => false,
-    }
+    tokio::time::timeout(PROBE_TIMEOUT, request)
+        .await
+        .ok()?
+        .ok()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub use binaries::{BinariesError, BinariesSource, ControlPlaneBinaries, ControlPlaneVersions};
 pub use components::{Component, ExtraArg, Tuning};
 pub use control::{ClusterStatus, ComponentStatus, DownOutcome, down, status};
+pub use process::log_tail;
 pub use state::{ClusterRecord, ComponentRecord, Phase, StateDir};
 
 use crate::exec::client::{ClientError, ClientOptions};
@@ -133,6 +134,8 @@ pub enum LocalError {
     NoDefaultServiceAccount(Duration),
     #[error("interrupted while the cluster was starting; everything started was stopped")]
     Interrupted,
+    #[error("the supervisor task failed: {0}")]
+    SupervisorFailed(String),
     #[error("the supervisor (pid {pid}) did not stop within {}", humantime::format_duration(*timeout))]
     SupervisorDidNotStop { pid: u32, timeout: Duration },
     #[error("processes of the cluster still run after stopping it: {pids:?}")]
@@ -190,12 +193,7 @@ impl LocalCluster {
         };
         let ended = handle.await;
         self.supervisor = None;
-        ended.unwrap_or_else(|join| {
-            Err(LocalError::StateDir {
-                path: self.state.root().to_path_buf(),
-                source: io::Error::other(format!("the supervisor task failed: {join}")),
-            })
-        })
+        ended.unwrap_or_else(|join| Err(LocalError::SupervisorFailed(join.to_string())))
     }
 
     /// Stops every program, waits until they have exited and removes the state directory.

@@ -204,8 +204,8 @@ mod tests {
             &log,
         )
         .unwrap();
-        assert!(command_line_mentions(child.pid, "sleep"));
         assert!(wait_until_log_contains(&log, "started").await);
+        assert!(command_line_mentions(child.pid, "sleep"));
         assert!(is_alive(child.pid));
         child.stop(Duration::from_secs(5)).await;
         assert!(!is_alive(child.pid));

@@ -247,6 +247,28 @@ mod tests {
         };
         assert_eq!(state.read_record().unwrap(), None);
         state.write_record(&record).unwrap();
-        assert_eq!(state.read_record().unwrap(), Some(record));
+        assert_eq!(state.read_record().unwrap(), Some(record.clone()));
+        record_matches_published_schema(&record);
+    }
+
+    /// The record's fields are exactly those `schemas/local-cluster.schema.json` publishes.
+    fn record_matches_published_schema(record: &ClusterRecord) {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/local-cluster.schema.json")).unwrap();
+        let keys = |value: &serde_json::Value| -> Vec<String> {
+            let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let json = serde_json::to_value(record).unwrap();
+        assert_eq!(keys(&json), keys(&schema["properties"]));
+        let component_schema = &schema["properties"]["components"]["items"]["properties"];
+        assert_eq!(keys(&json["components"][0]), keys(component_schema));
+        assert_eq!(json["phase"]["state"], "failed");
+        let phases = schema["properties"]["phase"]["properties"]["state"]["enum"].clone();
+        for phase in [Phase::Starting, Phase::Ready, Phase::Failed("x".into())] {
+            let state = serde_json::to_value(&phase).unwrap()["state"].clone();
+            assert!(phases.as_array().unwrap().contains(&state), "{state}");
+        }
     }
 }

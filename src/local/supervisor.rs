@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::binaries::{self, ControlPlaneBinaries, ControlPlaneVersions};
 use super::components::{self, Component};
-use super::health::{HealthProbe, etcd_is_healthy};
+use super::health::{HealthProbe, etcd_is_healthy, etcd_version};
 use super::kubeconfig;
 use super::pki::ClusterPki;
 use super::ports::{free_ports, log_shows_port_clash};
@@ -158,7 +158,26 @@ impl Starting<'_> {
             components::scheduler_args(state, pki, ports[0], tuning)
         })
         .await?;
-        self.wait_for_default_service_account().await
+        self.wait_for_default_service_account().await?;
+        self.record_running_versions(etcd_client).await
+    }
+
+    /// Records the versions the servers report, which differ from the pinned ones when the
+    /// programs come from `--bin-dir`.
+    async fn record_running_versions(&mut self, etcd_client: u16) -> Result<(), LocalError> {
+        let client = self.connect_as_admin().await?;
+        if let Ok(info) = client.apiserver_version().await {
+            self.record.kubernetes_version = info.git_version;
+        }
+        if let Some(version) = etcd_version(etcd_client).await {
+            self.record.etcd_version = version;
+        }
+        Ok(())
+    }
+
+    async fn connect_as_admin(&self) -> Result<kube::Client, LocalError> {
+        let options = crate::exec::ClientOptions::for_kubeconfig(self.state.kubeconfig());
+        Ok(crate::exec::connect(&options).await?)
     }
 
     /// Starts one program on fresh ports (the first one `preferred`, if given), retrying on
@@ -315,10 +334,7 @@ impl Starting<'_> {
     }
 
     async fn wait_for_default_service_account(&mut self) -> Result<(), LocalError> {
-        let client = crate::exec::connect(&crate::exec::ClientOptions::for_kubeconfig(
-            self.state.kubeconfig(),
-        ))
-        .await?;
+        let client = self.connect_as_admin().await?;
         let accounts: Api<ServiceAccount> = Api::namespaced(client, "default");
         loop {
             for process in &mut self.running {
