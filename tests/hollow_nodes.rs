@@ -16,12 +16,12 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Container, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, TCPSocketAction,
+    Container, Node, Pod, PodSpec, PodTemplateSpec, Probe, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -31,40 +31,6 @@ fn fleet_options(prefix: &str, nodes: u32) -> HollowOptions {
         name_prefix: format!("{prefix}-{}", std::process::id()),
         lease_interval: Duration::from_secs(1),
         ..HollowOptions::default()
-    }
-}
-
-async fn namespace(client: &Client, test: &str) -> String {
-    let name = common::namespace(test);
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
-    name
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -122,7 +88,7 @@ async fn fifty_nodes_run_a_deployment_of_200_pods_through_its_conditions_and_sca
 
     let nodes: Api<Node> = Api::all(client.clone());
     let selector = ListParams::default().labels(&fleet_selector(&prefix));
-    eventually("50 Ready hollow nodes", || async {
+    common::eventually("50 Ready hollow nodes", WAIT, || async {
         let list = nodes.list(&selector).await.ok()?;
         (list.items.len() == 50 && list.items.iter().all(node_is_ready)).then_some(())
     })
@@ -136,7 +102,7 @@ async fn fifty_nodes_run_a_deployment_of_200_pods_through_its_conditions_and_sca
     assert_eq!(status.addresses.unwrap()[0].address, "127.0.0.1");
     let pod_cidr = node.spec.unwrap().pod_cidr.unwrap();
 
-    let ns = namespace(&client, "hollow-deploy").await;
+    let ns = common::create_namespace(&client, "hollow-deploy").await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let deployment = Deployment {
         metadata: ObjectMeta {
@@ -160,7 +126,7 @@ async fn fifty_nodes_run_a_deployment_of_200_pods_through_its_conditions_and_sca
         .expect("create deployment");
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let running = eventually("200 pods Running and Ready", || async {
+    let running = common::eventually("200 pods Running and Ready", WAIT, || async {
         let list = pods
             .list(&ListParams::default().labels("app=web"))
             .await
@@ -240,7 +206,7 @@ async fn fifty_nodes_run_a_deployment_of_200_pods_through_its_conditions_and_sca
         )
         .await
         .expect("scale to 0");
-    eventually("every pod removed", || async {
+    common::eventually("every pod removed", WAIT, || async {
         let list = pods
             .list(&ListParams::default().labels("app=web"))
             .await
@@ -266,7 +232,7 @@ async fn a_job_with_five_completions_completes() {
         .await
         .expect("fleet starts");
 
-    let ns = namespace(&client, "hollow-job").await;
+    let ns = common::create_namespace(&client, "hollow-job").await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
     let job = Job {
         metadata: ObjectMeta {
@@ -284,7 +250,7 @@ async fn a_job_with_five_completions_completes() {
     jobs.create(&PostParams::default(), &job)
         .await
         .expect("create job");
-    eventually("the job to complete", || async {
+    common::eventually("the job to complete", WAIT, || async {
         let job = jobs.get("five").await.ok()?;
         let status = job.status?;
         let complete = status
@@ -317,7 +283,7 @@ async fn a_node_whose_heartbeat_stops_becomes_not_ready() {
     let names = fleet.node_names();
     let nodes: Api<Node> = Api::all(client.clone());
     for name in &names {
-        eventually("the node to be Ready", || async {
+        common::eventually("the node to be Ready", WAIT, || async {
             nodes.get(name).await.ok().filter(node_is_ready)
         })
         .await;
@@ -330,13 +296,17 @@ async fn a_node_whose_heartbeat_stops_becomes_not_ready() {
         let taints = node.spec.as_ref().and_then(|s| s.taints.as_ref());
         taints.is_some_and(|t| t.iter().any(|t| t.key == "node.kubernetes.io/unreachable"))
     };
-    let silent = eventually("the silent node to go NotReady and be tainted", || async {
-        nodes
-            .get(&names[1])
-            .await
-            .ok()
-            .filter(|n| !node_is_ready(n) && unreachable(n))
-    })
+    let silent = common::eventually(
+        "the silent node to go NotReady and be tainted",
+        WAIT,
+        || async {
+            nodes
+                .get(&names[1])
+                .await
+                .ok()
+                .filter(|n| !node_is_ready(n) && unreachable(n))
+        },
+    )
     .await;
     let conditions = silent.status.unwrap().conditions.unwrap();
     let ready = conditions.iter().find(|c| c.type_ == "Ready").unwrap();
@@ -349,7 +319,7 @@ async fn a_node_whose_heartbeat_stops_becomes_not_ready() {
     }
 
     fleet.resume_heartbeat(&names[1]).unwrap();
-    eventually("the node to come back", || async {
+    common::eventually("the node to come back", WAIT, || async {
         nodes.get(&names[1]).await.ok().filter(node_is_ready)
     })
     .await;

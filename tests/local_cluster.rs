@@ -18,46 +18,11 @@ use kube::{Api, Client, ResourceExt};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-async fn create_namespace(client: &Client, test: &str) -> String {
-    let name = common::namespace(test);
-    let namespace = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("create namespace");
-    name
-}
-
 async fn delete_namespace(client: &Client, name: &str) {
     Api::<Namespace>::all(client.clone())
         .delete(name, &DeleteParams::background())
         .await
         .expect("delete namespace");
-}
-
-/// Polls `check` every 200 ms until it returns `Some`, for at most `WAIT`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]
@@ -70,7 +35,7 @@ async fn the_apiserver_reports_ready() {
 #[tokio::test]
 async fn configmaps_can_be_created_listed_watched_and_deleted() {
     let client = common::client().await;
-    let namespace = create_namespace(&client, "configmaps").await;
+    let namespace = common::create_namespace(&client, "configmaps").await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     let selector = "burner.test/case=configmaps";
 
@@ -155,7 +120,7 @@ where
 #[tokio::test]
 async fn a_deployment_gets_pods_that_stay_pending_without_nodes() {
     let client = common::client().await;
-    let namespace = create_namespace(&client, "deployment").await;
+    let namespace = common::create_namespace(&client, "deployment").await;
     let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
     let deployment = Deployment {
         metadata: ObjectMeta {
@@ -193,7 +158,7 @@ async fn a_deployment_gets_pods_that_stay_pending_without_nodes() {
 
     // The controller-manager's deployment and replicaset controllers create the pods...
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let created = eventually("3 pods of the deployment", || async {
+    let created = common::eventually("3 pods of the deployment", WAIT, || async {
         let list = pods
             .list(&ListParams::default().labels("app=web"))
             .await
@@ -218,7 +183,7 @@ async fn a_deployment_gets_pods_that_stay_pending_without_nodes() {
 
     // ...and the scheduler, finding no node, says so in an event.
     let events: Api<Event> = Api::namespaced(client.clone(), &namespace);
-    let event = eventually("a FailedScheduling event", || async {
+    let event = common::eventually("a FailedScheduling event", WAIT, || async {
         let list = events.list(&ListParams::default()).await.ok()?;
         list.items
             .into_iter()

@@ -35,6 +35,9 @@ pub struct HollowArgs {
     /// When the chosen heartbeats stop, after the nodes registered.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub stop_heartbeat_after: Duration,
+    /// Also write the final summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
     /// How often to print a status line on stderr (0s: never).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub status_every: Duration,
@@ -232,6 +235,10 @@ pub async fn run(args: HollowArgs) -> anyhow::Result<ExitCode> {
     let summary = fleet.shutdown().await?;
     eprintln!("{}", report.next(summary.clone()));
     print_summary(&summary, started.elapsed());
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

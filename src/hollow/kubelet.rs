@@ -199,16 +199,17 @@ async fn drive_pod(
     };
     let stats = &fleet.stats;
 
+    // Like the kubelet's status manager, which sends only a pod's latest status, a stage
+    // that is superseded at the moment it would be written is not written: with no start
+    // delay the pod goes straight to Running, with no readiness delay straight to Ready.
     let mut due = seen + plan.accept;
     tokio::time::sleep_until(due).await;
     let accepted = Timestamp::now();
-    if write(pod_status::pending(
-        &facts,
-        std::net::Ipv4Addr::LOCALHOST,
-        accepted,
-    ))
-    .await
-    .is_err()
+    let host_ip = std::net::Ipv4Addr::LOCALHOST;
+    if !plan.start.is_zero()
+        && write(pod_status::pending(&facts, host_ip, accepted))
+            .await
+            .is_err()
     {
         return;
     }
@@ -219,14 +220,21 @@ async fn drive_pod(
         accepted,
         started: Timestamp::now(),
     };
-    if write(pod_status::running_stage(&facts, ip, times))
-        .await
-        .is_err()
+    let probes_pass_at_once = plan.ready.is_zero();
+    if write(pod_status::running_stage(
+        &facts,
+        host_ip,
+        ip,
+        times,
+        probes_pass_at_once,
+    ))
+    .await
+    .is_err()
     {
         return;
     }
     stats.pods_running.fetch_add(1, Ordering::Relaxed);
-    if facts.waits_for_readiness() {
+    if facts.waits_for_readiness() && !probes_pass_at_once {
         due += plan.ready;
         tokio::time::sleep_until(due).await;
         if write(pod_status::ready_stage(&facts, times, Timestamp::now()))

@@ -4,7 +4,10 @@
 //! its status on the kubelet's schedule, and drives the status of the pods the real
 //! scheduler binds to it: Pending, Running, Ready and, for pods that run to completion,
 //! Succeeded, after delays drawn from seeded models, so an experiment knows the ground
-//! truth it injected. Nothing runs in a pod and no address is ever dialled.
+//! truth it injected. Nothing runs in a pod and no address is ever dialled. As the
+//! kubelet's status manager sends only a pod's latest status, a stage superseded at the
+//! moment it would be written is skipped: without a start delay a pod goes straight from
+//! bound to Running, so a fleet spends one write per pod where it can.
 //!
 //! The fleet shares everything that can be shared: one pod watch for all nodes (never one
 //! per node), one rate limit and one bound on writes in flight, one task per node for its

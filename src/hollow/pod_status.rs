@@ -1,7 +1,7 @@
 //! The statuses a kubelet writes for a pod, stage by stage, as strategic-merge patches of
 //! `pods/status`. Pure functions of the pod's spec and the stage times.
 //!
-//! Stages, each written once:
+//! Stages, each written at most once:
 //! 1. **Pending**: the kubelet has accepted the pod: hostIP, startTime, containers waiting.
 //! 2. **Running**: the sandbox and containers run: podIP, PodReadyToStartContainers and
 //!    Initialized true, init containers completed. Containers without a readiness probe
@@ -87,31 +87,35 @@ fn waiting(containers: &[ContainerFacts], reason: &str) -> Value {
         .collect()
 }
 
+/// The status of a container that has started, with `state` its running or terminated
+/// state.
+fn started_container(c: &ContainerFacts, ready: bool, running: bool, state: Value) -> Value {
+    json!({
+        "name": c.name, "image": c.image, "imageID": format!("hollow://{}", c.image),
+        "containerID": format!("hollow://{}", c.name),
+        "ready": ready, "restartCount": 0, "started": running, "state": state,
+    })
+}
+
 fn running(containers: &[ContainerFacts], started: Timestamp, probes_passed: bool) -> Value {
     containers
         .iter()
         .map(|c| {
-            json!({
-                "name": c.name, "image": c.image, "imageID": format!("hollow://{}", c.image),
-                "containerID": format!("hollow://{}", c.name),
-                "ready": probes_passed || !c.has_readiness_probe, "restartCount": 0, "started": true,
-                "state": {"running": {"startedAt": started.to_string()}},
-            })
+            let ready = probes_passed || !c.has_readiness_probe;
+            let state = json!({"running": {"startedAt": started.to_string()}});
+            started_container(c, ready, true, state)
         })
         .collect()
 }
 
 fn completed(containers: &[ContainerFacts], started: Timestamp, finished: Timestamp) -> Value {
+    let state = json!({"terminated": {
+        "exitCode": 0, "reason": "Completed",
+        "startedAt": started.to_string(), "finishedAt": finished.to_string(),
+    }});
     containers
         .iter()
-        .map(|c| {
-            json!({
-                "name": c.name, "image": c.image, "imageID": format!("hollow://{}", c.image),
-                "containerID": format!("hollow://{}", c.name),
-                "ready": false, "restartCount": 0, "started": false,
-                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started.to_string(), "finishedAt": finished.to_string()}},
-            })
-        })
+        .map(|c| started_container(c, false, false, state.clone()))
         .collect()
 }
 
@@ -134,13 +138,24 @@ pub fn pending(facts: &PodFacts, host_ip: Ipv4Addr, at: Timestamp) -> Value {
     }})
 }
 
-/// Stage 2: running; Ready too unless a readiness probe has yet to pass.
-pub fn running_stage(facts: &PodFacts, pod_ip: Ipv4Addr, times: StageTimes) -> Value {
-    let ready = !facts.waits_for_readiness();
+/// Stage 2: running; Ready too unless a readiness probe has yet to pass. It carries the
+/// fields of stage 1 as well, so it stands alone when stage 1 was superseded before it was
+/// written (see [`crate::hollow`]'s status coalescing).
+pub fn running_stage(
+    facts: &PodFacts,
+    host_ip: Ipv4Addr,
+    pod_ip: Ipv4Addr,
+    times: StageTimes,
+    probes_passed: bool,
+) -> Value {
+    let ready = probes_passed || !facts.waits_for_readiness();
     let at = times.started;
     let not_ready = (!ready).then_some("ContainersNotReady");
     json!({"status": {
         "phase": "Running",
+        "hostIP": host_ip.to_string(),
+        "hostIPs": [{"ip": host_ip.to_string()}],
+        "startTime": times.accepted.to_string(),
         "podIP": pod_ip.to_string(),
         "podIPs": [{"ip": pod_ip.to_string()}],
         "conditions": [
@@ -150,7 +165,7 @@ pub fn running_stage(facts: &PodFacts, pod_ip: Ipv4Addr, times: StageTimes) -> V
             condition("Ready", ready, not_ready, at),
         ],
         "initContainerStatuses": completed(&facts.init_containers, times.accepted, at),
-        "containerStatuses": running(&facts.containers, at, false),
+        "containerStatuses": running(&facts.containers, at, probes_passed),
     }})
 }
 
@@ -250,8 +265,16 @@ mod tests {
         assert_eq!(pending["status"]["phase"], "Pending");
         assert_eq!(condition_status(&pending, "Ready"), "False");
         assert_eq!(condition_status(&pending, "Initialized"), "True");
-        let running = running_stage(&facts, Ipv4Addr::new(10, 128, 0, 1), times());
+        let running = running_stage(
+            &facts,
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::new(10, 128, 0, 1),
+            times(),
+            false,
+        );
         assert_eq!(running["status"]["phase"], "Running");
+        assert_eq!(running["status"]["hostIP"], "127.0.0.1");
+        assert_eq!(running["status"]["startTime"], "1970-01-01T00:00:00Z");
         assert_eq!(running["status"]["podIP"], "10.128.0.1");
         for kind in [
             "PodReadyToStartContainers",
@@ -271,8 +294,22 @@ mod tests {
         let facts = PodFacts::of(&pod("Always", true, true));
         let pending = pending(&facts, Ipv4Addr::LOCALHOST, Timestamp::UNIX_EPOCH);
         assert_eq!(condition_status(&pending, "Initialized"), "False");
-        let running = running_stage(&facts, Ipv4Addr::LOCALHOST, times());
+        let running = running_stage(
+            &facts,
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::LOCALHOST,
+            times(),
+            false,
+        );
         assert_eq!(condition_status(&running, "Ready"), "False");
+        let at_once = running_stage(
+            &facts,
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::LOCALHOST,
+            times(),
+            true,
+        );
+        assert_eq!(condition_status(&at_once, "Ready"), "True");
         assert_eq!(
             running["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"],
             "Completed"

@@ -91,7 +91,8 @@ impl FleetStats {
 }
 
 /// The counters at one moment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
     pub nodes_registered: u64,
     /// Pods this fleet moved to Running (cumulative).
@@ -107,11 +108,27 @@ pub struct StatsSnapshot {
     pub bound_to_ready: LatencySummary,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Quantiles of a latency, serialized in milliseconds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LatencySummary {
     pub count: u64,
+    #[serde(rename = "minMs", serialize_with = "as_millis")]
     pub min: Option<Duration>,
+    #[serde(rename = "p50Ms", serialize_with = "as_millis")]
     pub p50: Option<Duration>,
+    #[serde(rename = "p99Ms", serialize_with = "as_millis")]
     pub p99: Option<Duration>,
+    #[serde(rename = "maxMs", serialize_with = "as_millis")]
     pub max: Option<Duration>,
+}
+
+fn as_millis<S: serde::Serializer>(
+    value: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(d) => serializer.serialize_f64(d.as_secs_f64() * 1e3),
+        None => serializer.serialize_none(),
+    }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use super::pki::ClusterPki;
+use super::pki::{CertAndKey, ClusterPki};
 use super::state::StateDir;
 
 /// The programs of a local control plane, in start order.
@@ -193,19 +193,13 @@ pub fn controller_manager_args(
     secure_port: u16,
     tuning: &Tuning,
 ) -> Vec<String> {
-    let kubeconfig = state.component_kubeconfig(Component::KubeControllerManager.name());
-    let mut args = vec![
-        path_flag("--kubeconfig", &kubeconfig),
-        path_flag("--authentication-kubeconfig", &kubeconfig),
-        path_flag("--authorization-kubeconfig", &kubeconfig),
-        "--leader-elect=false".to_string(),
-        "--bind-address=127.0.0.1".to_string(),
-        format!("--secure-port={secure_port}"),
-        path_flag("--tls-cert-file", &pki.controller_manager_serving.cert),
-        path_flag(
-            "--tls-private-key-file",
-            &pki.controller_manager_serving.key,
-        ),
+    let mut args = client_component_args(
+        state,
+        Component::KubeControllerManager,
+        &pki.controller_manager_serving,
+        secure_port,
+    );
+    args.extend([
         path_flag(
             "--service-account-private-key-file",
             &pki.service_account_key,
@@ -217,7 +211,7 @@ pub fn controller_manager_args(
         "--allocate-node-cidrs=true".to_string(),
         format!("--cluster-cidr={CLUSTER_CIDR}"),
         format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"),
-    ];
+    ]);
     if tuning.disable_qps_limits {
         args.extend(client_qps_flags());
     }
@@ -231,22 +225,39 @@ pub fn scheduler_args(
     secure_port: u16,
     tuning: &Tuning,
 ) -> Vec<String> {
-    let kubeconfig = state.component_kubeconfig(Component::KubeScheduler.name());
-    let mut args = vec![
+    let mut args = client_component_args(
+        state,
+        Component::KubeScheduler,
+        &pki.scheduler_serving,
+        secure_port,
+    );
+    if tuning.disable_qps_limits {
+        args.extend(client_qps_flags());
+    }
+    args.extend(tuning.extra_for(Component::KubeScheduler));
+    args
+}
+
+/// What the controller-manager and the scheduler share: their own identity towards the
+/// apiserver (also for delegated authentication and authorization of their health
+/// endpoints), no leader election, and a loopback HTTPS port with a CA-signed certificate.
+fn client_component_args(
+    state: &StateDir,
+    component: Component,
+    serving: &CertAndKey,
+    secure_port: u16,
+) -> Vec<String> {
+    let kubeconfig = state.component_kubeconfig(component.name());
+    vec![
         path_flag("--kubeconfig", &kubeconfig),
         path_flag("--authentication-kubeconfig", &kubeconfig),
         path_flag("--authorization-kubeconfig", &kubeconfig),
         "--leader-elect=false".to_string(),
         "--bind-address=127.0.0.1".to_string(),
         format!("--secure-port={secure_port}"),
-        path_flag("--tls-cert-file", &pki.scheduler_serving.cert),
-        path_flag("--tls-private-key-file", &pki.scheduler_serving.key),
-    ];
-    if tuning.disable_qps_limits {
-        args.extend(client_qps_flags());
-    }
-    args.extend(tuning.extra_for(Component::KubeScheduler));
-    args
+        path_flag("--tls-cert-file", &serving.cert),
+        path_flag("--tls-private-key-file", &serving.key),
+    ]
 }
 
 fn client_qps_flags() -> [String; 2] {

@@ -11,7 +11,7 @@ use kube::config::{
     AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
 };
 
-use super::pki::CertAndKey;
+use super::pki::{CertAndKey, write_owner_only};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeconfigWriteError {
@@ -84,18 +84,9 @@ pub fn build(
 
 /// Writes a kubeconfig readable by its owner only (it holds a private key).
 pub fn write(path: &Path, kubeconfig: &Kubeconfig) -> Result<(), KubeconfigWriteError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let text = serde_saphyr::to_string(kubeconfig).map_err(KubeconfigWriteError::Serialize)?;
-    fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .map_err(|source| KubeconfigWriteError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+    write_owner_only(path, text.as_bytes()).map_err(|source| KubeconfigWriteError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }

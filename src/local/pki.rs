@@ -263,18 +263,22 @@ fn write_pair(
 
 /// Writes a private key readable by its owner only.
 fn write_private(path: &Path, pem: &str) -> Result<(), PkiError> {
+    write_owner_only(path, pem.as_bytes()).map_err(|source| PkiError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes a file only its owner can read: keys, and kubeconfigs that embed keys.
+pub(super) fn write_owner_only(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     fs::OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)
-        .and_then(|mut file| file.write_all(pem.as_bytes()))
-        .map_err(|source| PkiError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        .open(path)?
+        .write_all(bytes)
 }
 
 #[cfg(test)]
