@@ -22,7 +22,7 @@ use burner::hollow::FLEET_LABEL;
 use burner::local::{LocalCluster, LocalOptions};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Container, Namespace, Node, Pod, PodSpec};
-use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -222,6 +222,13 @@ impl Bench {
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
         stop(&mut hollow)?;
+        // Their nodes are gone: remove the pods for good, so later phases start clean.
+        let force = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        };
+        api.delete_collection(&force, &ListParams::default())
+            .await?;
         let result: Value = serde_json::from_slice(&std::fs::read(&summary)?)?;
         let latency = &result["boundToReady"];
         let error = |key: &str| latency[key].as_f64().map(|ms| ms - 2000.0);

@@ -47,6 +47,25 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Hollow nodes of the cluster behind `kubeconfig` that report Ready.
+fn ready_hollow_nodes(kubeconfig: &Path) -> usize {
+    let options = burner::exec::ClientOptions::for_kubeconfig(kubeconfig);
+    common::run_on_harness(async move {
+        let client = burner::exec::connect(&options).await.expect("client");
+        let nodes = kube::Api::<k8s_openapi::api::core::v1::Node>::all(client);
+        let selector = kube::api::ListParams::default().labels(burner::hollow::FLEET_LABEL);
+        let list = nodes.list(&selector).await.expect("list nodes");
+        list.items
+            .iter()
+            .filter(|n| {
+                let conditions = n.status.as_ref().and_then(|s| s.conditions.as_ref());
+                conditions
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count()
+    })
+}
+
 fn is_listening(port: u16) -> bool {
     TcpStream::connect_timeout(
         &(Ipv4Addr::LOCALHOST, port).into(),
@@ -72,6 +91,8 @@ fn detached_up_refuses_a_second_up_and_down_leaves_no_process_or_port() {
         dir,
         "--name",
         &options.name,
+        "--nodes",
+        "3",
     ]);
     assert!(up.status.success(), "{}", text(&up));
     let stdout = String::from_utf8_lossy(&up.stdout);
@@ -79,6 +100,11 @@ fn detached_up_refuses_a_second_up_and_down_leaves_no_process_or_port() {
     assert!(
         stdout.contains(&format!("export KUBECONFIG={}", kubeconfig.display())),
         "{stdout}"
+    );
+    assert_eq!(
+        ready_hollow_nodes(&kubeconfig),
+        3,
+        "up --nodes 3 starts 3 hollow nodes"
     );
 
     let status = local::status(&StateDir::new(&state_dir)).unwrap();

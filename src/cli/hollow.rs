@@ -96,13 +96,14 @@ pub struct FleetArgs {
     /// Seed of the delay models.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Client-side limit of the fleet's writes per second.
+    /// Client-side limit of the fleet's pod writes per second (node heartbeats have a lane
+    /// of their own with the same limit, as a kubelet's heartbeat client is separate).
     #[arg(long, default_value = "5000")]
     pub qps: NonZeroU32,
     /// Burst of the client-side limit.
     #[arg(long, default_value = "5000")]
     pub burst: NonZeroU32,
-    /// Writes in flight at once.
+    /// Writes in flight at once, in each lane.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Leave the Nodes and Leases in the cluster on exit.

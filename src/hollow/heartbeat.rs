@@ -62,7 +62,7 @@ async fn beat(
             if alive {
                 let renewal = node::lease_renewal(Timestamp::now());
                 if let Err(e) = fleet
-                    .writer
+                    .node_writes
                     .send(|| async {
                         leases
                             .patch(&name, &PatchParams::default(), &Patch::Merge(&renewal))
@@ -85,7 +85,7 @@ async fn beat(
                 let changed = if resumed { now } else { fleet.registered_at };
                 let status = fleet.template.status_patch(index, now, changed);
                 if let Err(e) = fleet
-                    .writer
+                    .node_writes
                     .send(|| async {
                         nodes
                             .patch_status(

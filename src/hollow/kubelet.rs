@@ -189,7 +189,7 @@ async fn drive_pod(
         let fleet = &fleet;
         async move {
             fleet
-                .writer
+                .pod_writes
                 .send(|| async {
                     pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
                         .await
@@ -273,7 +273,7 @@ async fn delete_pod(fleet: Arc<Fleet>, target: PodTarget, wait: Duration) {
         ..DeleteParams::default()
     };
     match fleet
-        .writer
+        .pod_writes
         .send(|| pods.delete(&target.name, &params))
         .await
     {

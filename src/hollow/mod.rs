@@ -76,10 +76,11 @@ pub struct HollowOptions {
     /// The longest a terminating pod waits before it is deleted (its grace period if shorter).
     pub deletion_cap: Duration,
     pub seed: u64,
-    /// Client-side rate limit of all writes, per second, and its burst.
+    /// Client-side rate limit, per second, and its burst, of pod writes and, separately,
+    /// of node writes (registration, leases, node status).
     pub qps: NonZeroU32,
     pub burst: NonZeroU32,
-    /// Writes in flight at once.
+    /// Writes in flight at once, in each of the two lanes.
     pub concurrency: usize,
     /// Leave the Nodes and Leases in the cluster on shutdown.
     pub keep: bool,
@@ -135,7 +136,12 @@ struct Fleet {
     options: HollowOptions,
     template: NodeTemplate,
     nodes: Vec<NodeState>,
-    writer: Writer,
+    /// Writes of node registration, leases and node status. A lane of their own, as the
+    /// kubelet's heartbeat client is separate: a storm of pod updates must not starve the
+    /// heartbeats and turn nodes NotReady.
+    node_writes: Writer,
+    /// Writes of pod status and pod deletion.
+    pod_writes: Writer,
     stats: Arc<FleetStats>,
     /// When the fleet registered its nodes: the time their conditions last changed.
     registered_at: k8s_openapi::jiff::Timestamp,
@@ -186,7 +192,13 @@ impl HollowFleet {
                     next_pod_ip: AtomicU32::new(0),
                 })
                 .collect(),
-            writer: Writer::new(
+            node_writes: Writer::new(
+                options.qps,
+                options.burst,
+                options.concurrency,
+                stats.clone(),
+            ),
+            pod_writes: Writer::new(
                 options.qps,
                 options.burst,
                 options.concurrency,
@@ -303,7 +315,7 @@ async fn register_node(fleet: &Fleet, index: u32) -> Result<(), HollowError> {
     let nodes: Api<Node> = Api::all(fleet.client.clone());
     let node = fleet.template.node(index);
     let created = fleet
-        .writer
+        .node_writes
         .send(|| async {
             match nodes.create(&PostParams::default(), &node).await {
                 Err(kube::Error::Api(status)) if status.is_already_exists() => {
@@ -317,7 +329,7 @@ async fn register_node(fleet: &Fleet, index: u32) -> Result<(), HollowError> {
     let now = k8s_openapi::jiff::Timestamp::now();
     let status = fleet.template.status_patch(index, now, fleet.registered_at);
     fleet
-        .writer
+        .node_writes
         .send(|| async {
             nodes
                 .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&status))
@@ -331,7 +343,7 @@ async fn register_node(fleet: &Fleet, index: u32) -> Result<(), HollowError> {
     let duration = i32::try_from(fleet.options.lease_duration.as_secs()).unwrap_or(i32::MAX);
     let lease = node::lease(&name, &uid, duration, &fleet.options.name_prefix, now);
     fleet
-        .writer
+        .node_writes
         .send(|| async {
             match leases.create(&PostParams::default(), &lease).await {
                 Err(kube::Error::Api(status)) if status.is_already_exists() => {

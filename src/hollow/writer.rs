@@ -1,6 +1,7 @@
-//! The one door every write of the hollow nodes goes through: a client-side rate limit
-//! (QPS and burst, as client-go's), a bound on requests in flight, retries with backoff for
-//! throttling, conflicts and transient failures, and counters for all of it.
+//! A lane that writes of the hollow nodes go through: a client-side rate limit (QPS and
+//! burst, as client-go's), a bound on requests in flight, retries with backoff for
+//! throttling, conflicts and transient failures, and counters for all of it. A fleet has
+//! two: one for node heartbeats, one for pods.
 
 use std::future::Future;
 use std::num::NonZeroU32;
