@@ -108,7 +108,7 @@ fn on_pod(
         uid: uid.clone(),
     };
 
-    if let Some(deleted_at) = &pod.metadata.deletion_timestamp {
+    if pod.metadata.deletion_timestamp.is_some() {
         match tracked.get(&uid) {
             Some(Tracked::Deleting(_)) => {}
             other => {
@@ -119,7 +119,6 @@ fn on_pod(
                     .metadata
                     .deletion_grace_period_seconds
                     .map_or(Duration::ZERO, |s| Duration::from_secs(s.max(0) as u64));
-                let _ = deleted_at;
                 let wait = grace.min(fleet.options.deletion_cap);
                 tracked.insert(
                     uid,
