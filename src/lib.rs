@@ -12,4 +12,6 @@ pub mod cli;
 pub mod exec;
 pub mod hollow;
 pub mod local;
+pub mod rng;
 pub mod shutdown;
+pub mod template;

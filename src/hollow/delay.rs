@@ -8,6 +8,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use crate::rng::SplitMix64;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Delay {
     Fixed(Duration),
@@ -102,38 +104,6 @@ impl fmt::Display for Delay {
             Delay::Normal { mean, std_dev } => write!(f, "normal:{},{}", show(mean), show(std_dev)),
             Delay::LogNormal { median, sigma } => write!(f, "lognormal:{},{sigma}", show(median)),
         }
-    }
-}
-
-/// A small, fast, seedable generator (SplitMix64). Delays need repeatability, not secrecy.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal, by the Box-Muller transform.
-    pub fn next_standard_normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.next_f64(); // in (0, 1], so ln is finite
-        let u2 = self.next_f64();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
 }
 
