@@ -9,9 +9,11 @@
 //! Only [`cli`] prints for humans; everything else returns values and logs through `tracing`.
 
 pub mod cli;
+pub mod config;
 pub mod exec;
 pub mod hollow;
 pub mod local;
+pub mod plan;
 pub mod rng;
 pub mod shutdown;
 pub mod template;

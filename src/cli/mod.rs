@@ -3,6 +3,7 @@
 //! This is the only module that prints for people. Exit codes follow kube-burner's:
 //! 0 ok, 1 error, 2 timeout, 3 alert of severity error, 4 measurement threshold exceeded.
 
+mod check;
 mod hollow;
 mod local;
 
@@ -51,7 +52,7 @@ pub enum Command {
     /// Remove what a run created.
     Destroy(NotYet),
     /// Parse, validate and render a config file without a cluster.
-    Check(NotYet),
+    Check(check::CheckArgs),
     /// Simulate kubelets: register hollow nodes and drive their pods' lifecycles.
     Hollow(Box<hollow::HollowArgs>),
     /// Build a report from the results of a run.
@@ -101,6 +102,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Local(command) => local::run(command).await,
         Command::Hollow(args) => hollow::run(*args).await,
+        Command::Check(args) => check::run(&args),
         Command::Version => {
             let versions = crate::local::ControlPlaneVersions::pinned();
             println!("burner {}", env!("CARGO_PKG_VERSION"));
@@ -116,7 +118,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Init(_) => not_yet("init"),
         Command::Destroy(_) => not_yet("destroy"),
-        Command::Check(_) => not_yet("check"),
         Command::Report(_) => not_yet("report"),
     }
 }

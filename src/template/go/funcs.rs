@@ -274,6 +274,30 @@ impl Functions {
                 arity(2)?;
                 Value::Bool(s(1).ends_with(&s(0)))
             }
+            "trunc" => {
+                // sprig: the first n characters, or the last -n when n is negative.
+                arity(2)?;
+                let (n, text) = (i(0), s(1));
+                let chars: Vec<char> = text.chars().collect();
+                let len = chars.len() as i64;
+                Value::String(if n >= 0 {
+                    chars[..n.min(len) as usize].iter().collect()
+                } else {
+                    chars[(len + n).max(0) as usize..].iter().collect()
+                })
+            }
+            "substr" => {
+                arity(3)?;
+                let chars: Vec<char> = s(2).chars().collect();
+                let len = chars.len() as i64;
+                let (start, end) = (i(0).clamp(0, len), i(1));
+                let end = if end < 0 || end > len {
+                    len
+                } else {
+                    end.max(start)
+                };
+                Value::String(chars[start as usize..end as usize].iter().collect())
+            }
             "repeat" => {
                 arity(2)?;
                 Value::String(s(1).repeat(usize::try_from(i(0)).unwrap_or(0)))
@@ -405,6 +429,9 @@ impl Functions {
                 arity(1)?;
                 Value::String(self.read_file(&s(0))?)
             }
+            _ if Self::has(name) => {
+                return Err(format!("function {name:?} is listed but not implemented"));
+            }
             _ => return Err(format!("function {name:?} not defined")),
         })
     }
@@ -438,7 +465,7 @@ impl Functions {
     }
 }
 
-/// Every function name the table knows.
+/// Every function name the table knows; a test checks each has an implementation.
 const NAMES: &[&str] = &[
     "and",
     "or",
@@ -478,6 +505,8 @@ const NAMES: &[&str] = &[
     "title",
     "trim",
     "trimPrefix",
+    "trunc",
+    "substr",
     "trimSuffix",
     "replace",
     "contains",
@@ -698,4 +727,28 @@ fn index_to_combination(index: i64, n: i64, k: i64) -> Result<Vec<i64>, String> 
         next += 1;
     }
     Ok(combination)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_function_is_implemented() {
+        let functions = Functions::new(None);
+        for name in NAMES {
+            if let Err(message) = functions.call(name, &[]) {
+                assert!(
+                    !message.contains("listed but not implemented"),
+                    "{name}: {message}"
+                );
+            }
+        }
+        assert!(
+            functions
+                .call("nosuch", &[])
+                .unwrap_err()
+                .contains("not defined")
+        );
+    }
 }

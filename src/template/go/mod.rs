@@ -235,6 +235,10 @@ mod tests {
                 "Hello World abc ababab",
             ),
             (
+                "{{ trunc 3 \"abcdef\" }} {{ trunc -2 \"abcdef\" }} {{ trunc 9 \"ab\" }} {{ substr 1 3 \"abcdef\" }}",
+                "abc ef ab bc",
+            ),
+            (
                 "{{ (split \"-\" \"a-b-c\")._1 }} {{ join \",\" .tags }} {{ splitList \"-\" \"a-b\" }}",
                 "b a,b,c [a b]",
             ),

@@ -1,0 +1,280 @@
+//! The kube-burner v2 config schema as it is written: every key, with kube-burner's
+//! defaults, decoded strictly (an unknown key is an error). Nothing here is checked beyond
+//! its type; `super::validate` turns these into a [`super::Config`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfig {
+    #[serde(default)]
+    pub global: Global,
+    #[serde(default)]
+    pub jobs: Vec<RawJob>,
+    /// Parsed now, used by the metrics issue.
+    #[serde(default)]
+    pub metrics_endpoints: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Global {
+    #[serde(default)]
+    pub measurements: Vec<Value>,
+    #[serde(default, deserialize_with = "go_duration")]
+    pub request_timeout: Option<Duration>,
+    #[serde(default)]
+    pub gc: bool,
+    #[serde(default)]
+    pub gc_metrics: bool,
+    #[serde(default)]
+    pub wait_when_finished: bool,
+    #[serde(default)]
+    pub cluster_health: bool,
+    #[serde(default, deserialize_with = "go_duration")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub function_templates: Vec<String>,
+    #[serde(default)]
+    pub deletion_strategy: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JobType {
+    #[default]
+    Create,
+    Delete,
+    Patch,
+    Read,
+    Kubevirt,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawJob {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub job_type: JobType,
+    #[serde(default = "one")]
+    pub job_iterations: u32,
+    #[serde(default, deserialize_with = "go_duration")]
+    pub job_iteration_delay: Option<Duration>,
+    #[serde(default, deserialize_with = "go_duration")]
+    pub job_pause: Option<Duration>,
+    #[serde(default)]
+    pub qps: f64,
+    #[serde(default)]
+    pub burst: i64,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default = "yes")]
+    pub namespaced_iterations: bool,
+    #[serde(default = "one")]
+    pub iterations_per_namespace: u32,
+    #[serde(default)]
+    pub pre_create_namespaces: bool,
+    #[serde(default, deserialize_with = "go_duration")]
+    pub max_wait_timeout: Option<Duration>,
+    #[serde(default = "yes")]
+    pub wait_for_deletion: bool,
+    #[serde(default)]
+    pub pod_wait: bool,
+    #[serde(default = "yes")]
+    pub wait_when_finished: bool,
+    #[serde(default = "yes")]
+    pub cleanup: bool,
+    #[serde(default = "yes")]
+    pub verify_objects: bool,
+    #[serde(default = "yes")]
+    pub error_on_verify: bool,
+    #[serde(default = "yes")]
+    pub pre_load_images: bool,
+    #[serde(default, deserialize_with = "go_duration")]
+    pub pre_load_period: Option<Duration>,
+    #[serde(default)]
+    pub pre_load_node_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub namespace_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub namespace_annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub churn_config: Option<ChurnConfig>,
+    #[serde(default)]
+    pub skip_indexing: bool,
+    #[serde(default)]
+    pub default_missing_keys_with_zero: bool,
+    #[serde(default)]
+    pub execution_mode: Option<String>,
+    #[serde(default, deserialize_with = "go_duration")]
+    pub object_delay: Option<Duration>,
+    #[serde(default)]
+    pub object_wait: bool,
+    #[serde(default)]
+    pub metrics_aggregate: bool,
+    #[serde(default)]
+    pub metrics_closing: Option<String>,
+    #[serde(default)]
+    pub gc: bool,
+    #[serde(default)]
+    pub measurements: Vec<Value>,
+    #[serde(default)]
+    pub objects: Vec<RawObject>,
+    #[serde(default)]
+    pub watchers: Vec<Value>,
+    #[serde(default)]
+    pub hooks: Vec<Value>,
+    #[serde(default)]
+    pub incremental_load: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChurnConfig {
+    #[serde(default)]
+    pub cycles: u32,
+    #[serde(default)]
+    pub percent: u32,
+    #[serde(default, deserialize_with = "go_duration")]
+    pub duration: Option<Duration>,
+    #[serde(default, deserialize_with = "go_duration")]
+    pub delay: Option<Duration>,
+    #[serde(default, deserialize_with = "go_duration")]
+    pub delete_delay: Option<Duration>,
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawObject {
+    #[serde(default)]
+    pub object_template: String,
+    #[serde(default = "one_i64")]
+    pub replicas: i64,
+    #[serde(default)]
+    pub input_vars: serde_json::Map<String, Value>,
+    #[serde(default = "yes")]
+    pub wait: bool,
+    #[serde(default)]
+    pub wait_options: Option<Value>,
+    #[serde(default)]
+    pub run_once: bool,
+    #[serde(default = "yes")]
+    pub churn: bool,
+    #[serde(default = "one")]
+    pub repeat_every_n_iterations: u32,
+    #[serde(default)]
+    pub group: Option<Value>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub label_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub patch_type: Option<String>,
+    #[serde(default)]
+    pub kube_virt_op: Option<String>,
+}
+
+fn one_i64() -> i64 {
+    1
+}
+
+/// A Go duration string (`30s`, `1m30s`, `500ms`, `1h`); `0` means none.
+fn go_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.trim() == "0" {
+        return Ok(None);
+    }
+    humantime::parse_duration(text.trim())
+        .map(Some)
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration like 30s, 1m30s or 500ms: {e}"
+            ))
+        })
+}
+
+/// Every key the schema knows at each level, for "did you mean" hints.
+pub const KNOWN_KEYS: &[&str] = &[
+    "global",
+    "jobs",
+    "metricsEndpoints",
+    "measurements",
+    "requestTimeout",
+    "gc",
+    "gcMetrics",
+    "waitWhenFinished",
+    "clusterHealth",
+    "timeout",
+    "functionTemplates",
+    "deletionStrategy",
+    "name",
+    "jobType",
+    "jobIterations",
+    "jobIterationDelay",
+    "jobPause",
+    "qps",
+    "burst",
+    "namespace",
+    "namespacedIterations",
+    "iterationsPerNamespace",
+    "preCreateNamespaces",
+    "maxWaitTimeout",
+    "waitForDeletion",
+    "podWait",
+    "cleanup",
+    "verifyObjects",
+    "errorOnVerify",
+    "preLoadImages",
+    "preLoadPeriod",
+    "preLoadNodeLabels",
+    "namespaceLabels",
+    "namespaceAnnotations",
+    "churnConfig",
+    "skipIndexing",
+    "defaultMissingKeysWithZero",
+    "executionMode",
+    "objectDelay",
+    "objectWait",
+    "metricsAggregate",
+    "metricsClosing",
+    "objects",
+    "watchers",
+    "hooks",
+    "incrementalLoad",
+    "cycles",
+    "percent",
+    "duration",
+    "delay",
+    "deleteDelay",
+    "mode",
+    "objectTemplate",
+    "replicas",
+    "inputVars",
+    "wait",
+    "waitOptions",
+    "runOnce",
+    "churn",
+    "repeatEveryNIterations",
+    "group",
+    "kind",
+    "apiVersion",
+    "labelSelector",
+    "patchType",
+    "kubeVirtOp",
+];
