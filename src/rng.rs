@@ -46,4 +46,26 @@ impl SplitMix64 {
     pub fn below(&mut self, bound: u64) -> u64 {
         self.next_u64() % bound
     }
+
+    /// A random (version 4) UUID, as text.
+    pub fn uuid_v4(&mut self) -> String {
+        let bytes: Vec<u8> = self
+            .next_u64()
+            .to_be_bytes()
+            .into_iter()
+            .chain(self.next_u64().to_be_bytes())
+            .collect();
+        let mut bytes: [u8; 16] = bytes.try_into().expect("16 bytes");
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    }
 }

@@ -137,7 +137,12 @@ fn allow_missing_renders_missing_keys_as_no_value() {
 
 /// A bad config: its text, extra files (name, text), extra arguments, and the text its
 /// error must contain.
-type BadInput = (String, Vec<(&'static str, &'static str)>, Vec<&'static str>, &'static str);
+type BadInput = (
+    String,
+    Vec<(&'static str, &'static str)>,
+    Vec<&'static str>,
+    &'static str,
+);
 
 #[test]
 fn bad_input_is_reported_with_where_and_what() {

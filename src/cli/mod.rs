@@ -5,6 +5,7 @@
 
 mod check;
 mod hollow;
+mod init;
 mod local;
 
 use std::io::IsTerminal;
@@ -48,9 +49,9 @@ impl LogLevel {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the jobs of a config file against the cluster under test.
-    Init(NotYet),
+    Init(Box<init::InitArgs>),
     /// Remove what a run created.
-    Destroy(NotYet),
+    Destroy(init::DestroyArgs),
     /// Parse, validate and render a config file without a cluster.
     Check(check::CheckArgs),
     /// Simulate kubelets: register hollow nodes and drive their pods' lifecycles.
@@ -116,8 +117,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "burner", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Init(_) => not_yet("init"),
-        Command::Destroy(_) => not_yet("destroy"),
+        Command::Init(args) => init::init(&args).await,
+        Command::Destroy(args) => init::destroy(&args).await,
         Command::Report(_) => not_yet("report"),
     }
 }

@@ -1,8 +1,11 @@
 //! Execution: the only stage that talks to the cluster under test.
 //!
-//! For now it holds the API client construction every later stage shares; the job
-//! engine's create, patch, delete and wait loops will live here too.
+//! It holds the API client construction every stage shares, and the job runner
+//! ([`run`]): namespaces and objects created through a rate gate, waits by watch,
+//! verification and clean-up by uuid.
 
 pub mod client;
+pub mod labels;
+pub mod run;
 
 pub use client::{ClientError, ClientOptions, connect};

@@ -188,20 +188,7 @@ impl Functions {
             }
             "uuidv4" => {
                 arity(0)?;
-                let (a, b) = (self.random_u64(), self.random_u64());
-                let bytes: Vec<u8> = a.to_be_bytes().into_iter().chain(b.to_be_bytes()).collect();
-                let mut bytes: [u8; 16] = bytes.try_into().expect("16 bytes");
-                bytes[6] = (bytes[6] & 0x0f) | 0x40;
-                bytes[8] = (bytes[8] & 0x3f) | 0x80;
-                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                Value::String(format!(
-                    "{}-{}-{}-{}-{}",
-                    &hex[..8],
-                    &hex[8..12],
-                    &hex[12..16],
-                    &hex[16..20],
-                    &hex[20..]
-                ))
+                Value::String(self.rng.lock().map(|mut r| r.uuid_v4()).unwrap_or_default())
             }
             // Sprig: defaults and emptiness.
             "default" => {

@@ -1,0 +1,186 @@
+//! `burner init` (run a config's jobs) and `burner destroy` (remove what a run created).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::{self, LoadOptions};
+use crate::exec::run::{self, JobResult, Outcome, RunOptions};
+use crate::exec::{ClientOptions, connect};
+use crate::hollow::{HollowFleet, HollowOptions};
+use crate::local::{LocalCluster, LocalOptions};
+use crate::rng::SplitMix64;
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// The job config (kube-burner v2 schema).
+    #[arg(short, long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+    /// The run's UUID [default: a new random one].
+    #[arg(long)]
+    pub uuid: Option<String>,
+    /// The kubeconfig of the cluster under test [default: $KUBECONFIG, then ~/.kube/config].
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Stop the run after this long (exit code 2).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "4h")]
+    pub timeout: Duration,
+    /// A YAML file whose keys are data for the config template.
+    #[arg(long, value_name = "FILE")]
+    pub user_data: Option<PathBuf>,
+    /// Override a value of the rendered config, as key.path=value (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Render missing template keys as no value instead of failing.
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// Run against a throwaway local cluster with hollow nodes, stopped afterwards.
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
+    pub local: bool,
+    /// Hollow nodes of the local cluster (with --local).
+    #[arg(long, default_value_t = 10, requires = "local")]
+    pub nodes: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DestroyArgs {
+    /// The UUID of the run whose objects and namespaces to remove.
+    #[arg(long)]
+    pub uuid: String,
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
+    let mut rng = SplitMix64::from_entropy();
+    let uuid = args.uuid.clone().unwrap_or_else(|| rng.uuid_v4());
+    let options = LoadOptions {
+        uuid: uuid.clone(),
+        user_data: args.user_data.clone(),
+        set: args.set.clone(),
+        allow_missing: args.allow_missing,
+    };
+    // Everything is checked before a cluster is touched, or even started.
+    let config = config::load(&args.config, &options)?;
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let cancel = crate::shutdown::on_signal().context("cannot listen for Ctrl-C")?;
+    let run_options = RunOptions {
+        run_id: rng.uuid_v4(),
+        timeout: args.timeout,
+        cancel,
+    };
+    eprintln!("run {uuid} of {}", args.config.display());
+
+    if !args.local {
+        let client = connect(&ClientOptions {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+        })
+        .await?;
+        return report(
+            run::run(&client, &config, &run_options).await?,
+            &config,
+            &uuid,
+            false,
+        );
+    }
+
+    let mut local = LocalOptions::new(format!("init-{}", std::process::id()));
+    local.state_dir =
+        Some(std::env::temp_dir().join(format!("burner-init-{}", std::process::id())));
+    let cluster = LocalCluster::start(&local)
+        .await
+        .context("cannot start the local cluster")?;
+    let outcome = async {
+        let client = cluster.client().await?;
+        let hollow = HollowOptions {
+            nodes: args.nodes,
+            keep: true,
+            ..HollowOptions::default()
+        };
+        let fleet = HollowFleet::start(client.clone(), hollow)
+            .await
+            .context("cannot start the hollow nodes")?;
+        eprintln!("local cluster with {} hollow nodes is ready", args.nodes);
+        let result = run::run(&client, &config, &run_options).await;
+        fleet.shutdown().await.ok();
+        anyhow::Ok(result?)
+    }
+    .await;
+    cluster.stop().await?;
+    report(outcome?, &config, &uuid, true)
+}
+
+fn report(
+    (jobs, outcome): (Vec<JobResult>, Outcome),
+    config: &config::Config,
+    uuid: &str,
+    local: bool,
+) -> anyhow::Result<ExitCode> {
+    println!(
+        "{:<28} {:>9} {:>9} {:>7} {:>8} {:>10} {:>9}  VERIFIED",
+        "JOB", "EXPECTED", "CREATED", "ERRORS", "RETRIES", "RATE", "READY IN"
+    );
+    let mut failed = false;
+    for job in &jobs {
+        let verified = match job.verification_passed {
+            Some(true) => "yes".to_string(),
+            Some(false) => format!("no: {:?}", job.verified.clone().unwrap_or_default()),
+            None => "-".to_string(),
+        };
+        println!(
+            "{:<28} {:>9} {:>9} {:>7} {:>8} {:>8.1}/s {:>9}  {verified}",
+            job.name,
+            job.expected,
+            job.created,
+            job.errors,
+            job.retries,
+            job.achieved_rate,
+            job.wait_time
+                .map_or("-".to_string(), |d| format!("{:.1}s", d.as_secs_f64())),
+        );
+        let raw = config
+            .jobs
+            .iter()
+            .find(|j| j.name() == job.name)
+            .map(|j| &j.raw);
+        let error_on_verify = raw.is_none_or(|r| r.error_on_verify);
+        failed |= job.errors > 0 || (error_on_verify && job.verification_passed == Some(false));
+    }
+    let cleanup = (!local && !config.global.gc).then(|| format!("burner destroy --uuid {uuid}"));
+    let code = match outcome {
+        Outcome::Completed if failed => 1,
+        Outcome::Completed => 0,
+        Outcome::TimedOut => 2,
+        Outcome::Interrupted => 1,
+    };
+    match outcome {
+        Outcome::TimedOut => eprintln!("the run timed out"),
+        Outcome::Interrupted => eprintln!("the run was interrupted"),
+        Outcome::Completed => {}
+    }
+    if let Some(command) = cleanup {
+        eprintln!("to remove what this run created: {command}");
+    }
+    Ok(ExitCode::from(code))
+}
+
+pub async fn destroy(args: &DestroyArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(&ClientOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+    })
+    .await?;
+    let removed = run::destroy(&client, &args.uuid).await?;
+    println!("removed {removed} namespaces of run {}", args.uuid);
+    Ok(ExitCode::SUCCESS)
+}

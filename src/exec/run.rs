@@ -1,0 +1,576 @@
+//! Running the create jobs of a checked config against a cluster.
+//!
+//! Everything is rendered and every kind resolved before the first write, so bad input
+//! changes nothing. Then, job by job: the job's namespaces, then its objects, each write
+//! through the job's rate gate (qps and burst) with bounded concurrency and retries; then
+//! the wait until what was created is ready (by watch, never by polling), the
+//! verification of what exists, and the job's garbage collection if asked.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::labels;
+use crate::config::{Config, Job, JobType};
+use crate::plan::{self, PlanError, PlannedObject};
+
+/// Writes in flight at once per job.
+const CONCURRENCY: usize = 32;
+/// Retries of a write that failed with a status worth retrying.
+const MAX_RETRIES: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("job `{job}`: jobType {job_type} is not supported by `burner init` yet (only create)")]
+    JobTypeNotSupported { job: String, job_type: String },
+    #[error("cannot discover the cluster's API resources")]
+    Discovery(#[source] kube::Error),
+    #[error("job `{job}`: the cluster has no kind {kind} in {api_version} ({template})")]
+    UnknownKind {
+        job: String,
+        kind: String,
+        api_version: String,
+        template: String,
+    },
+    #[error("job `{job}`: cannot create namespace {namespace}")]
+    Namespace {
+        job: String,
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot remove what run {uuid} created")]
+    Cleanup {
+        uuid: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    TimedOut,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JobResult {
+    pub name: String,
+    pub expected: u64,
+    pub created: u64,
+    pub namespaces: u64,
+    pub errors: u64,
+    pub retries: u64,
+    /// How long creating took, and the write rate achieved over it.
+    pub create_time: Duration,
+    pub achieved_rate: f64,
+    /// How long waiting for readiness took, if the job waited.
+    pub wait_time: Option<Duration>,
+    /// Objects found by label after the job, by kind, when verification ran.
+    pub verified: Option<BTreeMap<String, u64>>,
+    pub verification_passed: Option<bool>,
+}
+
+pub struct RunOptions {
+    pub run_id: String,
+    pub timeout: Duration,
+    pub cancel: CancellationToken,
+}
+
+/// Runs every job; returns what each did and how the run ended.
+pub async fn run(
+    client: &kube::Client,
+    config: &Config,
+    options: &RunOptions,
+) -> Result<(Vec<JobResult>, Outcome), RunError> {
+    // Render everything, and refuse what cannot run, before the first write.
+    let mut plans = Vec::with_capacity(config.jobs.len());
+    for job in &config.jobs {
+        if job.job_type() != JobType::Create {
+            return Err(RunError::JobTypeNotSupported {
+                job: job.name().into(),
+                job_type: format!("{:?}", job.job_type()).to_lowercase(),
+            });
+        }
+        let mut objects = Vec::new();
+        plan::expand_job(config, job, &options.run_id, |o| {
+            objects.push(o.clone());
+            Ok(())
+        })?;
+        plans.push(objects);
+    }
+    let mut discovery = Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .map_err(RunError::Discovery)?;
+    let creates_crds = |objects: &[PlannedObject]| {
+        objects
+            .iter()
+            .any(|o| o.manifest["kind"] == "CustomResourceDefinition")
+    };
+    for (j, (job, objects)) in config.jobs.iter().zip(&plans).enumerate() {
+        let later_kinds_may_appear = plans[..j].iter().any(|p| creates_crds(p));
+        if !later_kinds_may_appear {
+            for object in objects {
+                resolve(&discovery, job, object)?;
+            }
+        }
+    }
+
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let mut results = Vec::new();
+    for (job, objects) in config.jobs.iter().zip(plans) {
+        if objects.iter().any(|o| resolve(&discovery, job, o).is_err()) {
+            // A kind an earlier job's CRD defines: look again.
+            discovery = Discovery::new(client.clone())
+                .run_aggregated()
+                .await
+                .map_err(RunError::Discovery)?;
+        }
+        let work = run_job(client, config, job, &objects, &discovery, options);
+        let result = tokio::select! {
+            result = work => result?,
+            _ = tokio::time::sleep_until(deadline) => return Ok((results, Outcome::TimedOut)),
+            _ = options.cancel.cancelled() => return Ok((results, Outcome::Interrupted)),
+        };
+        results.push(result);
+    }
+    if config.global.gc {
+        let gc = destroy(client, &config.uuid);
+        tokio::select! {
+            done = gc => { done?; }
+            _ = tokio::time::sleep_until(deadline) => return Ok((results, Outcome::TimedOut)),
+            _ = options.cancel.cancelled() => return Ok((results, Outcome::Interrupted)),
+        }
+    }
+    Ok((results, Outcome::Completed))
+}
+
+fn resolve(
+    discovery: &Discovery,
+    job: &Job,
+    object: &PlannedObject,
+) -> Result<(ApiResource, ApiCapabilities), RunError> {
+    let api_version = object.manifest["apiVersion"].as_str().unwrap_or_default();
+    let kind = object.manifest["kind"].as_str().unwrap_or_default();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    discovery
+        .resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
+        .ok_or_else(|| RunError::UnknownKind {
+            job: job.name().into(),
+            kind: kind.into(),
+            api_version: api_version.into(),
+            template: job.objects[object.object]
+                .template_file
+                .display()
+                .to_string(),
+        })
+}
+
+/// The rate gate of a job: client-go's qps and burst; unlimited when qps is not positive.
+fn gate(job: &Job) -> Option<DefaultDirectRateLimiter> {
+    let qps = job.qps?;
+    let burst = NonZeroU32::new(job.burst.max(1)).expect("at least 1");
+    let quota = Quota::with_period(Duration::from_secs_f64(1.0 / qps))?.allow_burst(burst);
+    Some(RateLimiter::direct(quota))
+}
+
+async fn run_job(
+    client: &kube::Client,
+    config: &Config,
+    job: &Job,
+    objects: &[PlannedObject],
+    discovery: &Discovery,
+    options: &RunOptions,
+) -> Result<JobResult, RunError> {
+    let name = job.name();
+    let gate = gate(job);
+    let counters = Counters::default();
+    let started = Instant::now();
+    tracing::info!(job = name, objects = objects.len(), "creating");
+
+    let namespaces: BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| o.manifest.pointer("/metadata/namespace").is_none())
+        .filter_map(|o| o.namespace.as_deref())
+        .collect();
+    for namespace in &namespaces {
+        create_namespace(
+            client,
+            config,
+            job,
+            namespace,
+            &options.run_id,
+            gate.as_ref(),
+            &counters,
+        )
+        .await?;
+    }
+
+    let writes = futures::stream::iter(objects.iter().enumerate().map(|(index, object)| {
+        let counters = &counters;
+        let gate = gate.as_ref();
+        async move {
+            let Ok((resource, capabilities)) = resolve(discovery, job, object) else {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let mut manifest = object.manifest.clone();
+            let object_labels = labels::object_labels(
+                &config.uuid,
+                name,
+                &options.run_id,
+                object.object,
+                object.iteration,
+                object.replica,
+            );
+            labels::apply(&mut manifest, &object_labels);
+            let api: Api<DynamicObject> = match (&capabilities.scope, &object.namespace) {
+                (Scope::Namespaced, Some(namespace)) => {
+                    Api::namespaced_with(client.clone(), namespace, &resource)
+                }
+                (Scope::Namespaced, None) => {
+                    Api::default_namespaced_with(client.clone(), &resource)
+                }
+                (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+            };
+            let Ok(dynamic) = serde_json::from_value::<DynamicObject>(manifest) else {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            if create_with_retries(&api, &dynamic, gate, counters).await {
+                counters.created.fetch_add(1, Ordering::Relaxed);
+            } else {
+                tracing::warn!(job = name, index, "creating an object failed");
+            }
+        }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .collect::<Vec<()>>();
+    writes.await;
+    let create_time = started.elapsed();
+    let created = counters.created.load(Ordering::Relaxed);
+    let mut result = JobResult {
+        name: name.to_string(),
+        expected: objects.len() as u64,
+        created,
+        namespaces: namespaces.len() as u64,
+        errors: counters.errors.load(Ordering::Relaxed),
+        retries: counters.retries.load(Ordering::Relaxed),
+        create_time,
+        achieved_rate: (created + namespaces.len() as u64) as f64
+            / create_time.as_secs_f64().max(1e-9),
+        ..JobResult::default()
+    };
+    tracing::info!(
+        job = name,
+        created,
+        rate = format!("{:.1}/s", result.achieved_rate),
+        "created"
+    );
+
+    let selector = format!(
+        "{}={},{}={}",
+        labels::RUN_ID,
+        options.run_id,
+        labels::JOB,
+        name
+    );
+    if job.raw.wait_when_finished || job.raw.pod_wait {
+        let wait_started = Instant::now();
+        wait_until_ready(client, job, objects, discovery, &selector).await;
+        result.wait_time = Some(wait_started.elapsed());
+        tracing::info!(
+            job = name,
+            seconds = wait_started.elapsed().as_secs_f64(),
+            "ready"
+        );
+    }
+    if job.raw.verify_objects {
+        let found = count_by_kind(client, job, objects, discovery, &selector).await;
+        let expected = expected_by_kind(objects);
+        result.verification_passed = Some(found == expected);
+        result.verified = Some(found);
+    }
+    if job.raw.gc {
+        destroy_job(client, &config.uuid, name).await?;
+    }
+    Ok(result)
+}
+
+#[derive(Default)]
+struct Counters {
+    created: AtomicU64,
+    errors: AtomicU64,
+    retries: AtomicU64,
+}
+
+async fn create_namespace(
+    client: &kube::Client,
+    config: &Config,
+    job: &Job,
+    name: &str,
+    run_id: &str,
+    gate: Option<&DefaultDirectRateLimiter>,
+    counters: &Counters,
+) -> Result<(), RunError> {
+    let mut labels: BTreeMap<String, String> = job.raw.namespace_labels.clone();
+    labels.insert(labels::UUID.into(), config.uuid.clone());
+    labels.insert(labels::JOB.into(), job.name().into());
+    labels.insert(labels::RUN_ID.into(), run_id.into());
+    let namespace: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": labels, "annotations": job.raw.namespace_annotations},
+    }))
+    .expect("a namespace from known fields");
+    let api: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()));
+    if create_with_retries(&api, &namespace, gate, counters).await {
+        Ok(())
+    } else {
+        Err(RunError::Namespace {
+            job: job.name().into(),
+            namespace: name.into(),
+            source: kube::Error::Service(
+                format!("creating namespace {name} failed after retries").into(),
+            ),
+        })
+    }
+}
+
+/// Creates through the gate; retries 429, 5xx and connection failures with backoff.
+/// AlreadyExists after a retry means an earlier attempt landed: success.
+async fn create_with_retries(
+    api: &Api<DynamicObject>,
+    object: &DynamicObject,
+    gate: Option<&DefaultDirectRateLimiter>,
+    counters: &Counters,
+) -> bool {
+    for attempt in 0..=MAX_RETRIES {
+        if let Some(gate) = gate {
+            gate.until_ready().await;
+        }
+        match api.create(&PostParams::default(), object).await {
+            Ok(_) => return true,
+            Err(kube::Error::Api(status)) if status.is_already_exists() && attempt > 0 => {
+                return true;
+            }
+            Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => {}
+            Err(kube::Error::HyperError(_) | kube::Error::Service(_)) => {}
+            Err(error) => {
+                tracing::warn!("create failed: {error}");
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        }
+        counters.retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+    }
+    counters.errors.fetch_add(1, Ordering::Relaxed);
+    false
+}
+
+fn expected_by_kind(objects: &[PlannedObject]) -> BTreeMap<String, u64> {
+    let mut expected = BTreeMap::new();
+    for object in objects {
+        *expected
+            .entry(
+                object.manifest["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+            .or_insert(0) += 1;
+    }
+    expected
+}
+
+/// One API per kind the job created, with the kind's name.
+fn kinds(
+    job: &Job,
+    objects: &[PlannedObject],
+    discovery: &Discovery,
+) -> Vec<(String, ApiResource)> {
+    let mut seen = BTreeMap::new();
+    for object in objects {
+        if let Ok((resource, _)) = resolve(discovery, job, object) {
+            seen.entry(resource.kind.clone()).or_insert(resource);
+        }
+    }
+    seen.into_iter().collect()
+}
+
+async fn count_by_kind(
+    client: &kube::Client,
+    job: &Job,
+    objects: &[PlannedObject],
+    discovery: &Discovery,
+    selector: &str,
+) -> BTreeMap<String, u64> {
+    let mut found = BTreeMap::new();
+    for (kind, resource) in kinds(job, objects, discovery) {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let count = api
+            .list_metadata(&ListParams::default().labels(selector))
+            .await
+            .map_or(0, |l| l.items.len() as u64);
+        found.insert(kind, count);
+    }
+    found
+}
+
+/// Waits, by watching, until every created object of a kind with a notion of readiness is
+/// ready: Pods Running and Ready; Deployments, ReplicaSets, StatefulSets with all replicas
+/// ready; DaemonSets with every scheduled pod ready; Jobs complete.
+async fn wait_until_ready(
+    client: &kube::Client,
+    job: &Job,
+    objects: &[PlannedObject],
+    discovery: &Discovery,
+    selector: &str,
+) {
+    let expected = expected_by_kind(objects);
+    let waits = kinds(job, objects, discovery)
+        .into_iter()
+        .filter(|(kind, _)| readiness(kind).is_some())
+        .map(|(kind, resource)| {
+            let count = expected.get(&kind).copied().unwrap_or(0) as usize;
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let selector = selector.to_string();
+            async move {
+                let is_ready = readiness(&kind).expect("filtered");
+                let mut ready: HashMap<String, bool> = HashMap::new();
+                let mut events =
+                    watcher::watcher(api, watcher::Config::default().labels(&selector)).boxed();
+                while ready.values().filter(|r| **r).count() < count {
+                    match events.try_next().await {
+                        Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
+                            let value = serde_json::to_value(&o).unwrap_or_default();
+                            ready.insert(
+                                o.metadata.uid.clone().unwrap_or_default(),
+                                is_ready(&value),
+                            );
+                        }
+                        Ok(Some(watcher::Event::Delete(o))) => {
+                            ready.remove(&o.metadata.uid.unwrap_or_default());
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(e) => tracing::warn!(%kind, "watch failed; retrying: {e}"),
+                    }
+                }
+            }
+        });
+    futures::future::join_all(waits).await;
+}
+
+fn readiness(kind: &str) -> Option<fn(&Value) -> bool> {
+    fn number(v: &Value, pointer: &str) -> i64 {
+        v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+    }
+    fn condition(v: &Value, kind: &str) -> bool {
+        v.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+    }
+    Some(match kind {
+        "Pod" => |v| v.pointer("/status/phase") == Some(&json!("Running")) && condition(v, "Ready"),
+        "Deployment" | "ReplicaSet" | "StatefulSet" => |v| {
+            let wanted = v
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            number(v, "/status/readyReplicas") >= wanted
+        },
+        "DaemonSet" => |v| {
+            number(v, "/status/numberReady") >= number(v, "/status/desiredNumberScheduled")
+                && v.pointer("/status/desiredNumberScheduled").is_some()
+        },
+        "Job" => |v| condition(v, "Complete"),
+        _ => return None,
+    })
+}
+
+/// Removes everything run `uuid` created: its namespaces (with all inside), and waits
+/// until they are gone.
+pub async fn destroy(client: &kube::Client, uuid: &str) -> Result<u64, RunError> {
+    delete_namespaces(client, uuid, &format!("{}={uuid}", labels::UUID)).await
+}
+
+async fn destroy_job(client: &kube::Client, uuid: &str, job: &str) -> Result<u64, RunError> {
+    delete_namespaces(
+        client,
+        uuid,
+        &format!("{}={uuid},{}={job}", labels::UUID, labels::JOB),
+    )
+    .await
+}
+
+async fn delete_namespaces(
+    client: &kube::Client,
+    uuid: &str,
+    selector: &str,
+) -> Result<u64, RunError> {
+    let error = |source| RunError::Cleanup {
+        uuid: uuid.to_string(),
+        source,
+    };
+    let api: Api<Namespace> = Api::all(client.clone());
+    let params = ListParams::default().labels(selector);
+    let names: Vec<String> = api
+        .list_metadata(&params)
+        .await
+        .map_err(error)?
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    for name in &names {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_not_found() => {}
+            Err(e) => return Err(error(e)),
+        }
+    }
+    // Gone means gone: wait until the namespaces (and so everything in them) have vanished.
+    let mut events =
+        watcher::watcher(api.clone(), watcher::Config::default().labels(selector)).boxed();
+    let mut left: BTreeSet<String> = names.iter().cloned().collect();
+    while !left.is_empty() {
+        match events.try_next().await {
+            Ok(Some(watcher::Event::Delete(ns))) => {
+                left.remove(&ns.metadata.name.unwrap_or_default());
+            }
+            Ok(Some(watcher::Event::InitDone)) | Ok(Some(watcher::Event::Init)) => {
+                let present: BTreeSet<String> = api
+                    .list_metadata(&params)
+                    .await
+                    .map_err(error)?
+                    .items
+                    .into_iter()
+                    .filter_map(|n| n.metadata.name)
+                    .collect();
+                left.retain(|n| present.contains(n));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => tracing::warn!("namespace watch failed; retrying: {e}"),
+        }
+    }
+    Ok(names.len() as u64)
+}
