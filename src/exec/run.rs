@@ -80,7 +80,7 @@ pub struct JobResult {
     pub achieved_rate: f64,
     /// How long waiting for readiness took, if the job waited.
     pub wait_time: Option<Duration>,
-    /// Objects found by label after the job, by kind, when verification ran.
+    /// Objects found by label after the job, by `index/kind`, when verification ran.
     pub verified: Option<BTreeMap<String, u64>>,
     pub verification_passed: Option<bool>,
 }
@@ -301,9 +301,8 @@ async fn run_job(
         );
     }
     if job.raw.verify_objects {
-        let found = count_by_kind(client, job, objects, discovery, &selector).await;
-        let expected = expected_by_kind(objects);
-        result.verification_passed = Some(found == expected);
+        let (found, passed) = verify(client, job, objects, discovery, &selector).await;
+        result.verification_passed = Some(passed);
         result.verified = Some(found);
     }
     if job.raw.gc {
@@ -385,53 +384,57 @@ async fn create_with_retries(
     false
 }
 
-fn expected_by_kind(objects: &[PlannedObject]) -> BTreeMap<String, u64> {
-    let mut expected = BTreeMap::new();
-    for object in objects {
-        *expected
-            .entry(
-                object.manifest["kind"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-            .or_insert(0) += 1;
-    }
-    expected
+/// What a job created, grouped as verification and waiting see it: by the object's index
+/// in the job (the `kube-burner.io/index` label) and kind. Grouping by index keeps the pods
+/// of a Deployment, which carry the job's labels too, apart from the job's own pods.
+struct Group {
+    index: usize,
+    resource: ApiResource,
+    expected: u64,
 }
 
-/// One API per kind the job created, with the kind's name.
-fn kinds(
-    job: &Job,
-    objects: &[PlannedObject],
-    discovery: &Discovery,
-) -> Vec<(String, ApiResource)> {
-    let mut seen = BTreeMap::new();
+fn groups(job: &Job, objects: &[PlannedObject], discovery: &Discovery) -> Vec<Group> {
+    let mut groups: BTreeMap<(usize, String), Group> = BTreeMap::new();
     for object in objects {
         if let Ok((resource, _)) = resolve(discovery, job, object) {
-            seen.entry(resource.kind.clone()).or_insert(resource);
+            groups
+                .entry((object.object, resource.kind.clone()))
+                .or_insert(Group {
+                    index: object.object,
+                    resource,
+                    expected: 0,
+                })
+                .expected += 1;
         }
     }
-    seen.into_iter().collect()
+    groups.into_values().collect()
 }
 
-async fn count_by_kind(
+fn group_selector(selector: &str, group: &Group) -> String {
+    format!("{selector},{}={}", labels::INDEX, group.index)
+}
+
+/// Objects found per `index/kind`, and whether every group has what was created.
+async fn verify(
     client: &kube::Client,
     job: &Job,
     objects: &[PlannedObject],
     discovery: &Discovery,
     selector: &str,
-) -> BTreeMap<String, u64> {
+) -> (BTreeMap<String, u64>, bool) {
     let mut found = BTreeMap::new();
-    for (kind, resource) in kinds(job, objects, discovery) {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let mut passed = true;
+    for group in groups(job, objects, discovery) {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &group.resource);
+        let params = ListParams::default().labels(&group_selector(selector, &group));
         let count = api
-            .list_metadata(&ListParams::default().labels(selector))
+            .list_metadata(&params)
             .await
             .map_or(0, |l| l.items.len() as u64);
-        found.insert(kind, count);
+        passed &= count == group.expected;
+        found.insert(format!("{}/{}", group.index, group.resource.kind), count);
     }
-    found
+    (found, passed)
 }
 
 /// Waits, by watching, until every created object of a kind with a notion of readiness is
@@ -444,38 +447,29 @@ async fn wait_until_ready(
     discovery: &Discovery,
     selector: &str,
 ) {
-    let expected = expected_by_kind(objects);
-    let waits = kinds(job, objects, discovery)
-        .into_iter()
-        .filter(|(kind, _)| readiness(kind).is_some())
-        .map(|(kind, resource)| {
-            let count = expected.get(&kind).copied().unwrap_or(0) as usize;
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-            let selector = selector.to_string();
-            async move {
-                let is_ready = readiness(&kind).expect("filtered");
-                let mut ready: HashMap<String, bool> = HashMap::new();
-                let mut events =
-                    watcher::watcher(api, watcher::Config::default().labels(&selector)).boxed();
-                while ready.values().filter(|r| **r).count() < count {
-                    match events.try_next().await {
-                        Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
-                            let value = serde_json::to_value(&o).unwrap_or_default();
-                            ready.insert(
-                                o.metadata.uid.clone().unwrap_or_default(),
-                                is_ready(&value),
-                            );
-                        }
-                        Ok(Some(watcher::Event::Delete(o))) => {
-                            ready.remove(&o.metadata.uid.unwrap_or_default());
-                        }
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(e) => tracing::warn!(%kind, "watch failed; retrying: {e}"),
+    let waits = groups(job, objects, discovery).into_iter().filter_map(|group| {
+        let is_ready = readiness(&group.resource.kind)?;
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &group.resource);
+        let selector = group_selector(selector, &group);
+        Some(async move {
+            let mut ready: HashMap<String, bool> = HashMap::new();
+            let mut events = watcher::watcher(api, watcher::Config::default().labels(&selector)).boxed();
+            while (ready.values().filter(|r| **r).count() as u64) < group.expected {
+                match events.try_next().await {
+                    Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
+                        let value = serde_json::to_value(&o).unwrap_or_default();
+                        ready.insert(o.metadata.uid.clone().unwrap_or_default(), is_ready(&value));
                     }
+                    Ok(Some(watcher::Event::Delete(o))) => {
+                        ready.remove(&o.metadata.uid.unwrap_or_default());
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => tracing::warn!(kind = %group.resource.kind, "watch failed; retrying: {e}"),
                 }
             }
-        });
+        })
+    });
     futures::future::join_all(waits).await;
 }
 

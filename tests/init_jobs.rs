@@ -1,0 +1,154 @@
+//! `burner init` runs create jobs on the local cluster with hollow nodes: everything it
+//! creates is labelled, ready and verified, and `burner destroy` removes it all; a config
+//! that cannot run is refused before anything is written.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use burner::hollow::{FLEET_LABEL, HollowFleet, HollowOptions};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::Api;
+use kube::api::ListParams;
+
+const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pod-{{ .Iteration }}\nspec:\n  nodeSelector:\n    {{ .fleetLabel }}: {{ .fleet }}\n  containers:\n    - name: c\n      image: pause\n";
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-{{ .Replica }}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      nodeSelector:\n        {{ .fleetLabel }}: {{ .fleet }}\n      containers:\n        - name: c\n          image: pause\n";
+
+fn write_workload(dir: &Path, fleet: &str, extra_template: Option<&str>) {
+    std::fs::write(dir.join("pod.yml"), POD).unwrap();
+    std::fs::write(dir.join("deployment.yml"), DEPLOYMENT).unwrap();
+    let mut objects = format!(
+        "      - objectTemplate: pod.yml\n        inputVars: {{fleetLabel: {FLEET_LABEL}, fleet: {fleet}}}\n      - objectTemplate: deployment.yml\n        replicas: 1\n        inputVars: {{fleetLabel: {FLEET_LABEL}, fleet: {fleet}}}\n"
+    );
+    if let Some(template) = extra_template {
+        std::fs::write(dir.join("extra.yml"), template).unwrap();
+        objects.push_str("      - objectTemplate: extra.yml\n");
+    }
+    let config = format!(
+        "jobs:\n  - name: init-test\n    namespace: init-test-{}\n    jobIterations: 10\n    qps: 50\n    burst: 50\n    preLoadImages: false\n    objects:\n{objects}",
+        std::process::id()
+    );
+    std::fs::write(dir.join("config.yml"), config).unwrap();
+}
+
+fn burner(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_burner"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Namespaces and pods carrying the run's uuid label.
+fn labelled(uuid: &str) -> (usize, usize) {
+    let selector = format!("kube-burner.io/uuid={uuid}");
+    common::run_on_harness(async move {
+        let client = common::client().await;
+        let params = ListParams::default().labels(&selector);
+        let namespaces = Api::<Namespace>::all(client.clone())
+            .list_metadata(&params)
+            .await
+            .unwrap()
+            .items;
+        let live = namespaces
+            .iter()
+            .filter(|n| n.metadata.deletion_timestamp.is_none())
+            .count();
+        let pods = Api::<Pod>::all(client)
+            .list_metadata(&params)
+            .await
+            .unwrap()
+            .items
+            .len();
+        (live, pods)
+    })
+}
+
+#[test]
+fn a_create_job_runs_on_hollow_nodes_and_destroy_removes_everything() {
+    let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
+    let prefix = format!("init-{}", std::process::id());
+    let options = HollowOptions {
+        nodes: 5,
+        name_prefix: prefix.clone(),
+        ..HollowOptions::default()
+    };
+    let fleet = common::run_on_harness(async move {
+        HollowFleet::start(common::client().await, options)
+            .await
+            .unwrap()
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    write_workload(dir.path(), &prefix, None);
+    let uuid = format!("11111111-2222-4333-8444-{:012}", std::process::id());
+    let config = dir.path().join("config.yml");
+    let run = burner(&[
+        "init",
+        "-c",
+        config.to_str().unwrap(),
+        "--kubeconfig",
+        &kubeconfig,
+        "--uuid",
+        &uuid,
+    ]);
+    assert!(run.status.success(), "{}", text(&run));
+    let row = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .find(|l| l.starts_with("init-test"))
+        .unwrap()
+        .to_string();
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    // 10 iterations of a pod and a deployment, in 10 namespaces, ready and verified.
+    assert_eq!(&columns[1..5], ["20", "20", "0", "0"], "{row}");
+    assert!(row.ends_with("yes"), "{row}");
+    assert!(text(&run).contains(&format!("burner destroy --uuid {uuid}")));
+
+    // Pods of the deployments carry the run's labels through their template.
+    assert_eq!(labelled(&uuid), (10, 10 + 10 * 2));
+
+    let destroy = burner(&["destroy", "--uuid", &uuid, "--kubeconfig", &kubeconfig]);
+    assert!(destroy.status.success(), "{}", text(&destroy));
+    assert!(String::from_utf8_lossy(&destroy.stdout).contains("removed 10 namespaces"));
+    assert_eq!(labelled(&uuid).0, 0);
+
+    common::run_on_harness(async move { fleet.shutdown().await.unwrap() });
+}
+
+#[test]
+fn a_config_that_cannot_run_writes_nothing() {
+    let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    write_workload(
+        dir.path(),
+        "nobody",
+        Some("apiVersion: example.invalid/v1\nkind: Frobnicator\nmetadata:\n  name: f\n"),
+    );
+    let uuid = format!("99999999-2222-4333-8444-{:012}", std::process::id());
+    let config = dir.path().join("config.yml");
+    let run = burner(&[
+        "init",
+        "-c",
+        config.to_str().unwrap(),
+        "--kubeconfig",
+        &kubeconfig,
+        "--uuid",
+        &uuid,
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert!(
+        text(&run).contains("the cluster has no kind Frobnicator in example.invalid/v1"),
+        "{}",
+        text(&run)
+    );
+    assert_eq!(labelled(&uuid), (0, 0), "nothing may be written");
+}
