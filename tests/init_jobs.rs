@@ -152,3 +152,47 @@ fn a_config_that_cannot_run_writes_nothing() {
     );
     assert_eq!(labelled(&uuid), (0, 0), "nothing may be written");
 }
+
+#[test]
+fn a_run_that_times_out_exits_2_and_says_how_to_clean_up() {
+    let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cm.yml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ .Iteration }}\n",
+    )
+    .unwrap();
+    let config = format!(
+        "jobs:\n  - name: slow\n    namespace: slow-{}\n    namespacedIterations: false\n    jobIterations: 1000\n    qps: 2\n    burst: 1\n    objects:\n      - objectTemplate: cm.yml\n",
+        std::process::id()
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let uuid = format!("77777777-2222-4333-8444-{:012}", std::process::id());
+    let path = dir.path().join("config.yml");
+    let started = std::time::Instant::now();
+    let run = burner(&[
+        "init",
+        "-c",
+        path.to_str().unwrap(),
+        "--kubeconfig",
+        &kubeconfig,
+        "--uuid",
+        &uuid,
+        "--timeout",
+        "3s",
+    ]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the timeout did not stop the run"
+    );
+    assert!(text(&run).contains("the run timed out"), "{}", text(&run));
+    assert!(
+        text(&run).contains(&format!("burner destroy --uuid {uuid}")),
+        "{}",
+        text(&run)
+    );
+    let destroy = burner(&["destroy", "--uuid", &uuid, "--kubeconfig", &kubeconfig]);
+    assert!(destroy.status.success(), "{}", text(&destroy));
+    assert_eq!(labelled(&uuid).0, 0);
+}

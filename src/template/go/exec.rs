@@ -244,20 +244,20 @@ impl<'a> Exec<'a> {
 
     fn operand(&mut self, operand: &Operand, dot: &Value, line: usize) -> Result<Value, ExecError> {
         match operand {
-            Operand::Dot(path) => self.fields(dot.clone(), path, line),
+            Operand::Dot(path) => self.fields(dot, path, line),
             Operand::Variable(name, path) => {
                 let value = self
                     .variables
                     .iter()
                     .rev()
                     .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| v)
                     .ok_or_else(|| (line, format!("undefined variable: ${name}")))?;
                 self.fields(value, path, line)
             }
             Operand::Group(pipeline, path) => {
                 let value = self.pipeline(pipeline, dot)?;
-                self.fields(value, path, line)
+                self.fields(&value, path, line)
             }
             Operand::Literal(value) => Ok(value.clone()),
             Operand::Function(name) => self
@@ -267,24 +267,26 @@ impl<'a> Exec<'a> {
         }
     }
 
-    fn fields(&self, mut value: Value, path: &[String], line: usize) -> Result<Value, ExecError> {
+    /// Follows `path` from `value` by reference, cloning only what it arrives at.
+    fn fields(&self, value: &Value, path: &[String], line: usize) -> Result<Value, ExecError> {
+        let mut current = value;
         for name in path {
-            value = match value {
-                Value::Object(mut map) => match map.remove(name) {
+            current = match current {
+                Value::Object(map) => match map.get(name) {
                     Some(v) => v,
-                    None if self.missing == MissingKey::Zero => Value::Null,
+                    None if self.missing == MissingKey::Zero => return Ok(Value::Null),
                     None => return Err((line, format!("map has no entry for key \"{name}\""))),
                 },
-                Value::Null if self.missing == MissingKey::Zero => Value::Null,
+                Value::Null if self.missing == MissingKey::Zero => return Ok(Value::Null),
                 Value::Null => return Err((line, format!("nil pointer evaluating .{name}"))),
                 other => {
                     return Err((
                         line,
-                        format!("can't evaluate field {name} in {}", format::print(&other)),
+                        format!("can't evaluate field {name} in {}", format::print(other)),
                     ));
                 }
             };
         }
-        Ok(value)
+        Ok(current.clone())
     }
 }
