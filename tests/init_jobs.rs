@@ -196,3 +196,74 @@ fn a_run_that_times_out_exits_2_and_says_how_to_clean_up() {
     assert!(destroy.status.success(), "{}", text(&destroy));
     assert_eq!(labelled(&uuid).0, 0);
 }
+
+#[test]
+fn patch_read_and_delete_jobs_act_on_what_a_create_job_made() {
+    let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let app = format!("pipeline-{}", std::process::id());
+    std::fs::write(
+        dir.path().join("cm.yml"),
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{{{ .Iteration }}}}\n  labels:\n    app: {app}\ndata:\n  stage: created\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("patch.yml"),
+        "data:\n  stage: patched-{{ .Iteration }}\n",
+    )
+    .unwrap();
+    let selector = format!("labelSelector: {{app: {app}}}");
+    let config = format!(
+        "jobs:\n  - name: create\n    namespace: {app}\n    namespacedIterations: false\n    jobIterations: 6\n    qps: 50\n    burst: 50\n    objects:\n      - objectTemplate: cm.yml\n\
+         \x20 - name: patch\n    jobType: patch\n    jobIterations: 2\n    qps: 50\n    burst: 50\n    objects:\n      - kind: ConfigMap\n        {selector}\n        objectTemplate: patch.yml\n        patchType: application/merge-patch+json\n\
+         \x20 - name: read\n    jobType: read\n    jobIterations: 3\n    qps: 50\n    burst: 50\n    objects:\n      - kind: ConfigMap\n        {selector}\n\
+         \x20 - name: delete\n    jobType: delete\n    qps: 50\n    burst: 50\n    objects:\n      - kind: ConfigMap\n        {selector}\n"
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let uuid = format!("55555555-2222-4333-8444-{:012}", std::process::id());
+    let path = dir.path().join("config.yml");
+    let run = burner(&[
+        "init",
+        "-c",
+        path.to_str().unwrap(),
+        "--kubeconfig",
+        &kubeconfig,
+        "--uuid",
+        &uuid,
+    ]);
+    assert!(run.status.success(), "{}", text(&run));
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    let done = |job: &str| -> Vec<String> {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(job))
+            .unwrap_or_else(|| panic!("no row for {job} in\n{out}"));
+        row.split_whitespace()
+            .skip(1)
+            .take(3)
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(done("create"), ["6", "6", "0"]);
+    // Two patch iterations over six objects, three reads of each, one delete of each.
+    assert_eq!(done("patch"), ["12", "12", "0"]);
+    assert_eq!(done("read"), ["18", "18", "0"]);
+    assert_eq!(done("delete"), ["6", "6", "0"]);
+
+    let left = common::run_on_harness({
+        let app = app.clone();
+        async move {
+            let client = common::client().await;
+            let params = ListParams::default().labels(&format!("app={app}"));
+            Api::<k8s_openapi::api::core::v1::ConfigMap>::all(client)
+                .list_metadata(&params)
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    });
+    assert_eq!(left, 0, "the delete job waits until its objects are gone");
+    let destroy = burner(&["destroy", "--uuid", &uuid, "--kubeconfig", &kubeconfig]);
+    assert!(destroy.status.success(), "{}", text(&destroy));
+}

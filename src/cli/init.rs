@@ -128,7 +128,7 @@ fn report(
 ) -> anyhow::Result<ExitCode> {
     println!(
         "{:<28} {:>9} {:>9} {:>7} {:>8} {:>10} {:>9}  VERIFIED",
-        "JOB", "EXPECTED", "CREATED", "ERRORS", "RETRIES", "RATE", "READY IN"
+        "JOB", "EXPECTED", "DONE", "ERRORS", "RETRIES", "RATE", "READY IN"
     );
     let mut failed = false;
     for job in &jobs {

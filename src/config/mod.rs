@@ -100,10 +100,17 @@ impl Job {
 #[derive(Debug, Clone)]
 pub struct Object {
     pub raw: RawObject,
-    /// The template's file, resolved.
-    pub template_file: PathBuf,
-    pub template: Arc<GoTemplate>,
+    /// The object's template; every create and patch object has one, delete and read
+    /// objects need none.
+    pub template: Option<ObjectTemplate>,
     pub replicas: u32,
+}
+
+/// A template file, found and parsed.
+#[derive(Debug, Clone)]
+pub struct ObjectTemplate {
+    pub file: PathBuf,
+    pub parsed: Arc<GoTemplate>,
 }
 
 /// Loads and checks the config at `path`.
@@ -354,10 +361,16 @@ fn validate(
                     "a patch job needs a patchType".into(),
                 ));
             }
+            let replicas = u32::try_from(object.replicas.max(0)).unwrap_or(u32::MAX);
             if object.object_template.is_empty() {
                 if job.job_type == JobType::Create || job.job_type == JobType::Patch {
                     return Err(invalid(at("objectTemplate"), "missing".into()));
                 }
+                objects.push(Object {
+                    raw: object.clone(),
+                    template: None,
+                    replicas,
+                });
                 continue;
             }
             if object.object_template.starts_with("http://")
@@ -388,9 +401,11 @@ fn validate(
             }
             objects.push(Object {
                 raw: object.clone(),
-                template_file,
-                template: Arc::new(template),
-                replicas: u32::try_from(object.replicas.max(0)).unwrap_or(u32::MAX),
+                template: Some(ObjectTemplate {
+                    file: template_file,
+                    parsed: Arc::new(template),
+                }),
+                replicas,
             });
         }
         jobs.push(Job {

@@ -7,5 +7,6 @@
 pub mod client;
 pub mod labels;
 pub mod run;
+mod selected;
 
 pub use client::{ClientError, ClientOptions, connect};

@@ -20,7 +20,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::labels;
+use super::{labels, selected};
 use crate::config::{Config, Job, JobType};
 use crate::plan::{self, PlanError, PlannedObject};
 
@@ -44,13 +44,18 @@ pub enum RunError {
         api_version: String,
         template: String,
     },
-    #[error("job `{job}`: cannot create namespace {namespace}")]
-    Namespace {
+    #[error("job `{job}`: cannot create namespace {namespace} (the log above says why)")]
+    Namespace { job: String, namespace: String },
+    #[error("job `{job}`: the patch rendered from {template} is not valid YAML: {message}")]
+    Patch {
         job: String,
-        namespace: String,
-        #[source]
-        source: kube::Error,
+        template: String,
+        message: String,
     },
+    #[error(
+        "job `{job}`: patchType {patch_type} is not supported yet (use application/merge-patch+json, application/strategic-merge-patch+json or application/apply-patch+yaml)"
+    )]
+    PatchType { job: String, patch_type: String },
     #[error("cannot remove what run {uuid} created")]
     Cleanup {
         uuid: String,
@@ -100,11 +105,27 @@ pub async fn run(
     // Render everything, and refuse what cannot run, before the first write.
     let mut plans = Vec::with_capacity(config.jobs.len());
     for job in &config.jobs {
-        if job.job_type() != JobType::Create {
-            return Err(RunError::JobTypeNotSupported {
-                job: job.name().into(),
-                job_type: format!("{:?}", job.job_type()).to_lowercase(),
-            });
+        match job.job_type() {
+            JobType::Create | JobType::Delete | JobType::Read => {}
+            JobType::Kubevirt => {
+                return Err(RunError::JobTypeNotSupported {
+                    job: job.name().into(),
+                    job_type: "kubevirt".into(),
+                });
+            }
+            JobType::Patch => {
+                for object in &job.objects {
+                    let patch_type = object.raw.patch_type.clone().unwrap_or_default();
+                    if selected::PatchKind::parse(&patch_type).is_none() {
+                        return Err(RunError::PatchType {
+                            job: job.name().into(),
+                            patch_type,
+                        });
+                    }
+                    // A sample render, so a broken patch fails before the first write.
+                    selected::render_patch(config, job, object, 0, &options.run_id)?;
+                }
+            }
         }
         let mut objects = Vec::new();
         plan::expand_job(config, job, &options.run_id, |o| {
@@ -128,6 +149,11 @@ pub async fn run(
             for object in objects {
                 resolve(&discovery, job, object)?;
             }
+            if job.job_type() != JobType::Create {
+                for object in &job.objects {
+                    selected::resolve_selected(&discovery, job, object)?;
+                }
+            }
         }
     }
 
@@ -141,7 +167,14 @@ pub async fn run(
                 .await
                 .map_err(RunError::Discovery)?;
         }
-        let work = run_job(client, config, job, &objects, &discovery, options);
+        let work = async {
+            match job.job_type() {
+                JobType::Create => {
+                    run_job(client, config, job, &objects, &discovery, options).await
+                }
+                _ => selected::run_selected_job(client, config, job, &discovery, options).await,
+            }
+        };
         let result = tokio::select! {
             result = work => result?,
             _ = tokio::time::sleep_until(deadline) => return Ok((results, Outcome::TimedOut)),
@@ -174,15 +207,15 @@ fn resolve(
             job: job.name().into(),
             kind: kind.into(),
             api_version: api_version.into(),
-            template: job.objects[object.object]
-                .template_file
-                .display()
-                .to_string(),
+            template: job.objects[object.object].template.as_ref().map_or_else(
+                || job.objects[object.object].raw.object_template.clone(),
+                |t| t.file.display().to_string(),
+            ),
         })
 }
 
 /// The rate gate of a job: client-go's qps and burst; unlimited when qps is not positive.
-fn gate(job: &Job) -> Option<DefaultDirectRateLimiter> {
+pub(super) fn gate(job: &Job) -> Option<DefaultDirectRateLimiter> {
     let qps = job.qps?;
     let burst = NonZeroU32::new(job.burst.max(1)).expect("at least 1");
     let quota = Quota::with_period(Duration::from_secs_f64(1.0 / qps))?.allow_burst(burst);
@@ -312,10 +345,10 @@ async fn run_job(
 }
 
 #[derive(Default)]
-struct Counters {
-    created: AtomicU64,
-    errors: AtomicU64,
-    retries: AtomicU64,
+pub(super) struct Counters {
+    pub(super) created: AtomicU64,
+    pub(super) errors: AtomicU64,
+    pub(super) retries: AtomicU64,
 }
 
 async fn create_namespace(
@@ -339,49 +372,71 @@ async fn create_namespace(
     .expect("a namespace from known fields");
     let api: Api<DynamicObject> =
         Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()));
-    if create_with_retries(&api, &namespace, gate, counters).await {
-        Ok(())
-    } else {
-        Err(RunError::Namespace {
-            job: job.name().into(),
-            namespace: name.into(),
-            source: kube::Error::Service(
-                format!("creating namespace {name} failed after retries").into(),
-            ),
-        })
-    }
+    // A namespace that exists already is used as it is, as kube-burner does.
+    let created = send(gate, counters, |_| async {
+        match api.create(&PostParams::default(), &namespace).await {
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                tracing::info!(namespace = name, "namespace exists already; using it");
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    })
+    .await;
+    created.ok_or_else(|| RunError::Namespace {
+        job: job.name().into(),
+        namespace: name.into(),
+    })
 }
 
-/// Creates through the gate; retries 429, 5xx and connection failures with backoff.
-/// AlreadyExists after a retry means an earlier attempt landed: success.
+/// Creates through the gate. AlreadyExists after a retry means an earlier attempt landed:
+/// success.
 async fn create_with_retries(
     api: &Api<DynamicObject>,
     object: &DynamicObject,
     gate: Option<&DefaultDirectRateLimiter>,
     counters: &Counters,
 ) -> bool {
+    send(gate, counters, |attempt| async move {
+        match api.create(&PostParams::default(), object).await {
+            Err(kube::Error::Api(status)) if status.is_already_exists() && attempt > 0 => Ok(()),
+            other => other.map(|_| ()),
+        }
+    })
+    .await
+    .is_some()
+}
+
+/// Sends one write (or read) through the gate, retrying 429, 5xx and connection failures
+/// with backoff, counting retries and errors. `request` gets the attempt number.
+pub(super) async fn send<T, F, Fut>(
+    gate: Option<&DefaultDirectRateLimiter>,
+    counters: &Counters,
+    mut request: F,
+) -> Option<T>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = kube::Result<T>>,
+{
     for attempt in 0..=MAX_RETRIES {
         if let Some(gate) = gate {
             gate.until_ready().await;
         }
-        match api.create(&PostParams::default(), object).await {
-            Ok(_) => return true,
-            Err(kube::Error::Api(status)) if status.is_already_exists() && attempt > 0 => {
-                return true;
-            }
+        match request(attempt).await {
+            Ok(value) => return Some(value),
             Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => {}
             Err(kube::Error::HyperError(_) | kube::Error::Service(_)) => {}
             Err(error) => {
-                tracing::warn!("create failed: {error}");
+                tracing::warn!("request failed: {error}");
                 counters.errors.fetch_add(1, Ordering::Relaxed);
-                return false;
+                return None;
             }
         }
         counters.retries.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
     }
     counters.errors.fetch_add(1, Ordering::Relaxed);
-    false
+    None
 }
 
 /// What a job created, grouped as verification and waiting see it: by the object's index

@@ -82,6 +82,10 @@ pub fn expand_job(
         for iteration in 0..raw.job_iterations {
             let job_namespace = job_namespace(job, iteration);
             for (index, object) in job.objects.iter().enumerate() {
+                // Validation gives every object of a create job a template.
+                let Some(object_template) = &object.template else {
+                    continue;
+                };
                 let repeat = object.raw.repeat_every_n_iterations.max(1);
                 if (object.raw.run_once && iteration > 0) || iteration % repeat != 0 {
                     continue;
@@ -95,8 +99,8 @@ pub fn expand_job(
                         run_id,
                         &object.raw.input_vars,
                     );
-                    let rendered = object.template.render(&data, &options)?;
-                    let template = object.template_file.display().to_string();
+                    let rendered = object_template.parsed.render(&data, &options)?;
+                    let template = object_template.file.display().to_string();
                     let documents: Vec<Value> =
                         serde_saphyr::from_multiple(&rendered).map_err(|e| PlanError::Yaml {
                             template: template.clone(),
