@@ -187,6 +187,15 @@ fn a_run_that_times_out_exits_2_and_says_how_to_clean_up() {
         "the timeout did not stop the run"
     );
     assert!(text(&run).contains("the run timed out"), "{}", text(&run));
+    // What the stopped job did is still reported: a burst of 1, then 2 per second for ~3 s.
+    let row = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .find(|l| l.starts_with("slow"))
+        .map(str::to_string);
+    let row = row.unwrap_or_else(|| panic!("no row for the stopped job:\n{}", text(&run)));
+    let done: u64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!((3..=10).contains(&done), "{row}");
+    assert!(row.ends_with("(stopped)"), "{row}");
     assert!(
         text(&run).contains(&format!("burner destroy --uuid {uuid}")),
         "{}",

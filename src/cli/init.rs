@@ -133,6 +133,7 @@ fn report(
     let mut failed = false;
     for job in &jobs {
         let verified = match job.verification_passed {
+            _ if job.stopped => "- (stopped)".to_string(),
             Some(true) => "yes".to_string(),
             Some(false) => format!("no: {:?}", job.verified.clone().unwrap_or_default()),
             None => "-".to_string(),

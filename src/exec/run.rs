@@ -88,6 +88,8 @@ pub struct JobResult {
     /// Objects found by label after the job, by `index/kind`, when verification ran.
     pub verified: Option<BTreeMap<String, u64>>,
     pub verification_passed: Option<bool>,
+    /// The run stopped (timeout or Ctrl-C) while this job was running.
+    pub stopped: bool,
 }
 
 pub struct RunOptions {
@@ -167,20 +169,33 @@ pub async fn run(
                 .await
                 .map_err(RunError::Discovery)?;
         }
+        // The job's counters live here, so a timeout or Ctrl-C still reports what it did.
+        let counters = Counters::default();
+        let started = Instant::now();
         let work = async {
             match job.job_type() {
                 JobType::Create => {
-                    run_job(client, config, job, &objects, &discovery, options).await
+                    run_job(
+                        client, config, job, &objects, &discovery, options, &counters,
+                    )
+                    .await
                 }
-                _ => selected::run_selected_job(client, config, job, &discovery, options).await,
+                _ => {
+                    selected::run_selected_job(client, config, job, &discovery, options, &counters)
+                        .await
+                }
             }
         };
-        let result = tokio::select! {
-            result = work => result?,
-            _ = tokio::time::sleep_until(deadline) => return Ok((results, Outcome::TimedOut)),
-            _ = options.cancel.cancelled() => return Ok((results, Outcome::Interrupted)),
+        let stopped = tokio::select! {
+            result = work => {
+                results.push(result?);
+                continue;
+            }
+            _ = tokio::time::sleep_until(deadline) => Outcome::TimedOut,
+            _ = options.cancel.cancelled() => Outcome::Interrupted,
         };
-        results.push(result);
+        results.push(counters.partial(job.name(), objects.len() as u64, started.elapsed()));
+        return Ok((results, stopped));
     }
     if config.global.gc {
         let gc = destroy(client, &config.uuid);
@@ -229,10 +244,10 @@ async fn run_job(
     objects: &[PlannedObject],
     discovery: &Discovery,
     options: &RunOptions,
+    counters: &Counters,
 ) -> Result<JobResult, RunError> {
     let name = job.name();
     let gate = gate(job);
-    let counters = Counters::default();
     let started = Instant::now();
     tracing::info!(job = name, objects = objects.len(), "creating");
 
@@ -249,13 +264,12 @@ async fn run_job(
             namespace,
             &options.run_id,
             gate.as_ref(),
-            &counters,
+            counters,
         )
         .await?;
     }
 
     let writes = futures::stream::iter(objects.iter().enumerate().map(|(index, object)| {
-        let counters = &counters;
         let gate = gate.as_ref();
         async move {
             let Ok((resource, capabilities)) = resolve(discovery, job, object) else {
@@ -349,6 +363,24 @@ pub(super) struct Counters {
     pub(super) created: AtomicU64,
     pub(super) errors: AtomicU64,
     pub(super) retries: AtomicU64,
+}
+
+impl Counters {
+    /// What a job that was stopped midway had done.
+    fn partial(&self, name: &str, expected: u64, elapsed: Duration) -> JobResult {
+        let created = self.created.load(Ordering::Relaxed);
+        JobResult {
+            name: name.to_string(),
+            expected,
+            created,
+            errors: self.errors.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            create_time: elapsed,
+            achieved_rate: created as f64 / elapsed.as_secs_f64().max(1e-9),
+            stopped: true,
+            ..JobResult::default()
+        }
+    }
 }
 
 async fn create_namespace(

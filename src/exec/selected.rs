@@ -101,9 +101,9 @@ pub(super) async fn run_selected_job(
     job: &Job,
     discovery: &Discovery,
     options: &RunOptions,
+    counters: &Counters,
 ) -> Result<JobResult, RunError> {
     let gate = gate(job);
-    let counters = Counters::default();
     let started = Instant::now();
     let mut expected = 0u64;
     // A delete job runs once, whatever its jobIterations, as in kube-burner.
@@ -124,7 +124,7 @@ pub(super) async fn run_selected_job(
                 .join(",");
             let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
             let params = ListParams::default().labels(&selector);
-            let listed = send(gate.as_ref(), &counters, |_| all.list_metadata(&params)).await;
+            let listed = send(gate.as_ref(), counters, |_| all.list_metadata(&params)).await;
             let items: Vec<(Option<String>, String)> = listed
                 .map(|list| {
                     list.items
@@ -152,7 +152,7 @@ pub(super) async fn run_selected_job(
                     }
                     _ => Api::all_with(client.clone(), &resource),
                 };
-                let (gate, counters, patch) = (gate.as_ref(), &counters, patch.as_ref());
+                let (gate, patch) = (gate.as_ref(), patch.as_ref());
                 async move {
                     let done = match job.job_type() {
                         JobType::Delete => send(gate, counters, |_| async {
