@@ -590,7 +590,49 @@ fn readiness(kind: &str) -> Option<fn(&Value) -> bool> {
 /// Removes everything run `uuid` created: its namespaces (with all inside), and waits
 /// until they are gone.
 pub async fn destroy(client: &kube::Client, uuid: &str) -> Result<u64, RunError> {
-    delete_namespaces(client, uuid, &format!("{}={uuid}", labels::UUID)).await
+    let selector = format!("{}={uuid}", labels::UUID);
+    let namespaces = delete_namespaces(client, uuid, &selector).await?;
+    delete_cluster_scoped(client, uuid, &selector).await?;
+    Ok(namespaces)
+}
+
+/// Deletes the run's cluster-scoped objects (CRDs, ClusterRoles, ...) of every kind the
+/// cluster serves; deleting a CRD also removes its custom resources.
+async fn delete_cluster_scoped(
+    client: &kube::Client,
+    uuid: &str,
+    selector: &str,
+) -> Result<(), RunError> {
+    let error = |source| RunError::Cleanup {
+        uuid: uuid.to_string(),
+        source,
+    };
+    let discovery = Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .map_err(RunError::Discovery)?;
+    let params = ListParams::default().labels(selector);
+    for group in discovery.groups() {
+        for (resource, capabilities) in group.recommended_resources() {
+            let deletable = capabilities.supports_operation(kube::discovery::verbs::LIST)
+                && capabilities.supports_operation(kube::discovery::verbs::DELETE);
+            if capabilities.scope != Scope::Cluster || !deletable || resource.kind == "Namespace" {
+                continue;
+            }
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let Ok(list) = api.list_metadata(&params).await else {
+                continue;
+            };
+            for name in list.items.into_iter().filter_map(|o| o.metadata.name) {
+                match api.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                    Err(e) => return Err(error(e)),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn destroy_job(client: &kube::Client, uuid: &str, job: &str) -> Result<u64, RunError> {
