@@ -26,6 +26,8 @@ use crate::plan::{self, PlanError, PlannedObject};
 
 /// Writes in flight at once per job.
 const CONCURRENCY: usize = 32;
+/// How long a job waits for a kind that an earlier job's CRD defines to be served.
+const KIND_PATIENCE: Duration = Duration::from_secs(60);
 /// Retries of a write that failed with a status worth retrying.
 const MAX_RETRIES: u32 = 5;
 
@@ -162,12 +164,23 @@ pub async fn run(
     let deadline = tokio::time::Instant::now() + options.timeout;
     let mut results = Vec::new();
     for (job, objects) in config.jobs.iter().zip(plans) {
-        if objects.iter().any(|o| resolve(&discovery, job, o).is_err()) {
-            // A kind an earlier job's CRD defines: look again.
+        // A kind an earlier job's CRD defines appears once the CRD is established: look
+        // again until every kind resolves, for a while.
+        let patience = tokio::time::Instant::now() + KIND_PATIENCE;
+        while objects.iter().any(|o| resolve(&discovery, job, o).is_err())
+            && tokio::time::Instant::now() < patience
+        {
+            tokio::time::sleep(Duration::from_millis(250)).await;
             discovery = Discovery::new(client.clone())
                 .run_aggregated()
                 .await
                 .map_err(RunError::Discovery)?;
+        }
+        if let Some(object) = objects
+            .iter()
+            .find(|o| resolve(&discovery, job, o).is_err())
+        {
+            return Err(resolve(&discovery, job, object).expect_err("just found unresolvable"));
         }
         // The job's counters live here, so a timeout or Ctrl-C still reports what it did.
         let counters = Counters::default();
@@ -510,8 +523,11 @@ async fn verify(
     selector: &str,
 ) -> (BTreeMap<String, u64>, bool) {
     let mut found = BTreeMap::new();
-    let mut passed = true;
-    for group in groups(job, objects, discovery) {
+    let groups = groups(job, objects, discovery);
+    // Objects of a kind that does not resolve were not created: that is a failure too.
+    let grouped: u64 = groups.iter().map(|g| g.expected).sum();
+    let mut passed = grouped == objects.len() as u64;
+    for group in groups {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &group.resource);
         let params = ListParams::default().labels(&group_selector(selector, &group));
         let count = api
