@@ -276,3 +276,49 @@ fn patch_read_and_delete_jobs_act_on_what_a_create_job_made() {
     let destroy = burner(&["destroy", "--uuid", &uuid, "--kubeconfig", &kubeconfig]);
     assert!(destroy.status.success(), "{}", text(&destroy));
 }
+
+#[test]
+fn ctrl_c_stops_the_run_reports_what_was_done_and_says_how_to_clean_up() {
+    let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cm.yml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ .Iteration }}\n",
+    )
+    .unwrap();
+    let config = format!(
+        "jobs:\n  - name: interrupted\n    namespace: interrupted-{}\n    namespacedIterations: false\n    jobIterations: 1000\n    qps: 5\n    burst: 1\n    objects:\n      - objectTemplate: cm.yml\n",
+        std::process::id()
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let uuid = format!("66666666-2222-4333-8444-{:012}", std::process::id());
+    let child = Command::new(env!("CARGO_BIN_EXE_burner"))
+        .args(["init", "--kubeconfig", &kubeconfig, "--uuid", &uuid, "-c"])
+        .arg(dir.path().join("config.yml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it create a few objects, then interrupt it as Ctrl-C would.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let all = text(&output);
+    assert!(all.contains("the run was interrupted"), "{all}");
+    assert!(
+        all.contains(&format!("burner destroy --uuid {uuid}")),
+        "{all}"
+    );
+    let row = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find(|l| l.starts_with("interrupted"))
+        .map(str::to_string);
+    let row = row.unwrap_or_else(|| panic!("no row for the interrupted job:\n{all}"));
+    let done: u64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!((1..100).contains(&done), "{row}");
+    let destroy = burner(&["destroy", "--uuid", &uuid, "--kubeconfig", &kubeconfig]);
+    assert!(destroy.status.success(), "{}", text(&destroy));
+    assert_eq!(labelled(&uuid).0, 0);
+}
