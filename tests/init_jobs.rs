@@ -33,6 +33,18 @@ fn write_workload(dir: &Path, fleet: &str, extra_template: Option<&str>) {
     std::fs::write(dir.join("config.yml"), config).unwrap();
 }
 
+/// A job creating 1,000 ConfigMaps at `qps` (burst 1) in one namespace: slow enough to be
+/// stopped midway.
+fn slow_configmaps(dir: &Path, job: &str, qps: u32) {
+    let template = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ .Iteration }}\n";
+    std::fs::write(dir.join("cm.yml"), template).unwrap();
+    let config = format!(
+        "jobs:\n  - name: {job}\n    namespace: {job}-{}\n    namespacedIterations: false\n    jobIterations: 1000\n    qps: {qps}\n    burst: 1\n    objects:\n      - objectTemplate: cm.yml\n",
+        std::process::id()
+    );
+    std::fs::write(dir.join("config.yml"), config).unwrap();
+}
+
 fn burner(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_burner"))
         .args(args)
@@ -157,16 +169,7 @@ fn a_config_that_cannot_run_writes_nothing() {
 fn a_run_that_times_out_exits_2_and_says_how_to_clean_up() {
     let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("cm.yml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ .Iteration }}\n",
-    )
-    .unwrap();
-    let config = format!(
-        "jobs:\n  - name: slow\n    namespace: slow-{}\n    namespacedIterations: false\n    jobIterations: 1000\n    qps: 2\n    burst: 1\n    objects:\n      - objectTemplate: cm.yml\n",
-        std::process::id()
-    );
-    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    slow_configmaps(dir.path(), "slow", 2);
     let uuid = format!("77777777-2222-4333-8444-{:012}", std::process::id());
     let path = dir.path().join("config.yml");
     let started = std::time::Instant::now();
@@ -281,16 +284,7 @@ fn patch_read_and_delete_jobs_act_on_what_a_create_job_made() {
 fn ctrl_c_stops_the_run_reports_what_was_done_and_says_how_to_clean_up() {
     let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("cm.yml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ .Iteration }}\n",
-    )
-    .unwrap();
-    let config = format!(
-        "jobs:\n  - name: interrupted\n    namespace: interrupted-{}\n    namespacedIterations: false\n    jobIterations: 1000\n    qps: 5\n    burst: 1\n    objects:\n      - objectTemplate: cm.yml\n",
-        std::process::id()
-    );
-    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    slow_configmaps(dir.path(), "interrupted", 5);
     let uuid = format!("66666666-2222-4333-8444-{:012}", std::process::id());
     let child = Command::new(env!("CARGO_BIN_EXE_burner"))
         .args(["init", "--kubeconfig", &kubeconfig, "--uuid", &uuid, "-c"])

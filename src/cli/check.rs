@@ -9,14 +9,12 @@ use clap::Args;
 use crate::config::{self, LoadOptions};
 use crate::plan::{self, PlannedObject};
 
+/// How `check` and `init` read a config.
 #[derive(Debug, Clone, Args)]
-pub struct CheckArgs {
+pub struct ConfigArgs {
     /// The job config (kube-burner v2 schema).
     #[arg(short, long = "config", value_name = "FILE")]
     pub config: PathBuf,
-    /// The run UUID the config and templates see as {{.UUID}}.
-    #[arg(long, default_value = "00000000-0000-0000-0000-000000000000")]
-    pub uuid: String,
     /// A YAML file whose keys are data for the config template (they win over the environment).
     #[arg(long, value_name = "FILE")]
     pub user_data: Option<PathBuf>,
@@ -26,22 +24,39 @@ pub struct CheckArgs {
     /// Render missing template keys as no value instead of failing.
     #[arg(long)]
     pub allow_missing: bool,
+}
+
+impl ConfigArgs {
+    /// Loads and checks the config for run `uuid`, printing its warnings.
+    pub fn load(&self, uuid: &str) -> anyhow::Result<config::Config> {
+        let options = LoadOptions {
+            uuid: uuid.to_string(),
+            user_data: self.user_data.clone(),
+            set: self.set.clone(),
+            allow_missing: self.allow_missing,
+        };
+        let config = config::load(&self.config, &options)?;
+        for warning in &config.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The run UUID the config and templates see as {{.UUID}}.
+    #[arg(long, default_value = "00000000-0000-0000-0000-000000000000")]
+    pub uuid: String,
     /// Write every rendered object to this folder, one file each.
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
 }
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let options = LoadOptions {
-        uuid: args.uuid.clone(),
-        user_data: args.user_data.clone(),
-        set: args.set.clone(),
-        allow_missing: args.allow_missing,
-    };
-    let config = config::load(&args.config, &options)?;
-    for warning in &config.warnings {
-        eprintln!("warning: {warning}");
-    }
+    let config = args.config.load(&args.uuid)?;
     println!(
         "{:<28} {:<7} {:>10} {:>10} {:>10} {:>10}  MINIMUM DURATION",
         "JOB", "TYPE", "ITERATIONS", "OBJECTS", "NAMESPACES", "WRITES"
@@ -84,7 +99,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
         "{} is valid: {} jobs, {objects} objects, {writes} writes; rendered in {seconds:.2} s ({:.0} objects/s)",
-        args.config.display(),
+        args.config.config.display(),
         config.jobs.len(),
         objects as f64 / seconds.max(1e-9)
     );

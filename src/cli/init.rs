@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::config::{self, LoadOptions};
+use super::check::ConfigArgs;
+use crate::config;
 use crate::exec::run::{self, JobResult, Outcome, RunOptions};
 use crate::exec::{ClientOptions, connect};
 use crate::hollow::{HollowFleet, HollowOptions};
@@ -16,9 +17,8 @@ use crate::rng::SplitMix64;
 
 #[derive(Debug, Clone, Args)]
 pub struct InitArgs {
-    /// The job config (kube-burner v2 schema).
-    #[arg(short, long = "config", value_name = "FILE")]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// The run's UUID [default: a new random one].
     #[arg(long)]
     pub uuid: Option<String>,
@@ -30,15 +30,6 @@ pub struct InitArgs {
     /// Stop the run after this long (exit code 2).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "4h")]
     pub timeout: Duration,
-    /// A YAML file whose keys are data for the config template.
-    #[arg(long, value_name = "FILE")]
-    pub user_data: Option<PathBuf>,
-    /// Override a value of the rendered config, as key.path=value (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
-    /// Render missing template keys as no value instead of failing.
-    #[arg(long)]
-    pub allow_missing: bool,
     /// Run against a throwaway local cluster with hollow nodes, stopped afterwards.
     #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
     pub local: bool,
@@ -61,24 +52,15 @@ pub struct DestroyArgs {
 pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let mut rng = SplitMix64::from_entropy();
     let uuid = args.uuid.clone().unwrap_or_else(|| rng.uuid_v4());
-    let options = LoadOptions {
-        uuid: uuid.clone(),
-        user_data: args.user_data.clone(),
-        set: args.set.clone(),
-        allow_missing: args.allow_missing,
-    };
     // Everything is checked before a cluster is touched, or even started.
-    let config = config::load(&args.config, &options)?;
-    for warning in &config.warnings {
-        eprintln!("warning: {warning}");
-    }
+    let config = args.config.load(&uuid)?;
     let cancel = crate::shutdown::on_signal().context("cannot listen for Ctrl-C")?;
     let run_options = RunOptions {
         run_id: rng.uuid_v4(),
         timeout: args.timeout,
         cancel,
     };
-    eprintln!("run {uuid} of {}", args.config.display());
+    eprintln!("run {uuid} of {}", args.config.config.display());
 
     if !args.local {
         let client = connect(&ClientOptions {

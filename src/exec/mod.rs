@@ -8,5 +8,6 @@ pub mod client;
 pub mod labels;
 pub mod run;
 mod selected;
+mod wait;
 
 pub use client::{ClientError, ClientOptions, connect};

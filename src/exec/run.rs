@@ -20,7 +20,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{labels, selected};
+use super::{labels, selected, wait};
 use crate::config::{Config, Job, JobType};
 use crate::plan::{self, PlanError, PlannedObject};
 
@@ -687,29 +687,8 @@ async fn delete_namespaces(
         }
     }
     // Gone means gone: wait until the namespaces (and so everything in them) have vanished.
-    let mut events =
-        watcher::watcher(api.clone(), watcher::Config::default().labels(selector)).boxed();
-    let mut left: BTreeSet<String> = names.iter().cloned().collect();
-    while !left.is_empty() {
-        match events.try_next().await {
-            Ok(Some(watcher::Event::Delete(ns))) => {
-                left.remove(&ns.metadata.name.unwrap_or_default());
-            }
-            Ok(Some(watcher::Event::InitDone)) | Ok(Some(watcher::Event::Init)) => {
-                let present: BTreeSet<String> = api
-                    .list_metadata(&params)
-                    .await
-                    .map_err(error)?
-                    .items
-                    .into_iter()
-                    .filter_map(|n| n.metadata.name)
-                    .collect();
-                left.retain(|n| present.contains(n));
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) => tracing::warn!("namespace watch failed; retrying: {e}"),
-        }
-    }
+    let dynamic: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()));
+    wait::until_gone(&dynamic, selector).await;
     Ok(names.len() as u64)
 }

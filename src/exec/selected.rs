@@ -5,12 +5,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use kube::api::{
     Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
 use kube::discovery::{ApiResource, Discovery, Scope};
-use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::run::{Counters, JobResult, RunError, RunOptions, gate, send};
@@ -208,7 +207,7 @@ pub(super) async fn run_selected_job(
             .collect::<Vec<()>>();
             requests.await;
             if job.job_type() == JobType::Delete && job.raw.wait_for_deletion {
-                wait_until_gone(&all, &selector).await;
+                super::wait::until_gone(&all, &selector).await;
             }
         }
         if let Some(delay) = job.raw.job_iteration_delay {
@@ -227,29 +226,4 @@ pub(super) async fn run_selected_job(
         achieved_rate: done as f64 / elapsed.as_secs_f64().max(1e-9),
         ..JobResult::default()
     })
-}
-
-/// Watches until nothing matches `selector` any more.
-async fn wait_until_gone(api: &Api<DynamicObject>, selector: &str) {
-    let mut present = std::collections::HashSet::new();
-    let mut listed = false;
-    let mut events =
-        watcher::watcher(api.clone(), watcher::Config::default().labels(selector)).boxed();
-    loop {
-        match events.try_next().await {
-            Ok(Some(watcher::Event::Init)) => present.clear(),
-            Ok(Some(watcher::Event::InitApply(o) | watcher::Event::Apply(o))) => {
-                present.insert(o.metadata.uid.unwrap_or_default());
-            }
-            Ok(Some(watcher::Event::Delete(o))) => {
-                present.remove(&o.metadata.uid.unwrap_or_default());
-            }
-            Ok(Some(watcher::Event::InitDone)) => listed = true,
-            Ok(None) => return,
-            Err(e) => tracing::warn!("watch failed; retrying: {e}"),
-        }
-        if listed && present.is_empty() {
-            return;
-        }
-    }
 }
