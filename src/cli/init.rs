@@ -68,12 +68,12 @@ pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             context: args.context.clone(),
         })
         .await?;
-        return report(
-            run::run(&client, &config, &run_options).await?,
-            &config,
-            &uuid,
-            false,
-        );
+        let outcome = run::run(&client, &config, &run_options).await;
+        if outcome.is_err() && !config.global.gc {
+            // Earlier jobs may have created objects before the failure.
+            eprintln!("if this run created anything, remove it with: burner destroy --uuid {uuid}");
+        }
+        return report(outcome?, &config, &uuid, false);
     }
 
     let mut local = LocalOptions::new(format!("init-{}", std::process::id()));
