@@ -350,3 +350,36 @@ fn the_shipped_kubelet_density_workload_checks() {
         .to_string();
     assert_eq!(row.split_whitespace().nth(3), Some("50"), "{row}");
 }
+
+#[test]
+fn every_shipped_workload_validates_against_the_published_schema() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("schemas/config.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let options = burner::config::LoadOptions {
+        uuid: "01234567-89ab-4cde-8f01-234567890abc".into(),
+        ..Default::default()
+    };
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("workloads")).unwrap() {
+        let config = entry.unwrap().path().join("config.yml");
+        if !config.is_file() {
+            continue;
+        }
+        let rendered = burner::config::render(&config, &options).unwrap();
+        let value: serde_json::Value = serde_saphyr::from_str(&rendered).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", config.display());
+        checked += 1;
+    }
+    assert!(checked >= 4);
+    // And the schema does reject what burner rejects.
+    let bad: serde_json::Value = serde_json::json!({"jobs": [{"name": "a", "jobIteration": 3}]});
+    assert!(!validator.is_valid(&bad));
+}

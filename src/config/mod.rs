@@ -113,6 +113,19 @@ pub struct ObjectTemplate {
     pub parsed: Arc<GoTemplate>,
 }
 
+/// The JSON Schema of the config, generated from the types that decode it (checked in as
+/// `schemas/config.schema.json`, for editors and other tools).
+pub fn schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(RawConfig)).expect("a schema is JSON")
+}
+
+/// Step 1 alone: the config file rendered as a template, as text.
+pub fn render(path: &Path, options: &LoadOptions) -> Result<String, ConfigError> {
+    let source = read(path)?;
+    let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    render_config(path, &source, &folder, options)
+}
+
 /// Loads and checks the config at `path`.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Config, ConfigError> {
     let source = read(path)?;
@@ -454,4 +467,42 @@ fn is_dns_label(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.starts_with('-')
         && !name.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checked-in schema is what the types generate. To update it after changing the
+    /// types: `BURNER_UPDATE_SCHEMA=1 cargo test --lib config::tests`.
+    #[test]
+    fn the_checked_in_schema_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/config.schema.json");
+        let generated = serde_json::to_string_pretty(&schema()).unwrap() + "\n";
+        if std::env::var_os("BURNER_UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "schemas/config.schema.json is stale; run BURNER_UPDATE_SCHEMA=1 cargo test --lib config::tests"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_get_the_nearest_known_key_as_a_hint() {
+        assert_eq!(
+            nearest_key("unknown field `jobIteration`, expected one of"),
+            Some("jobIterations".into())
+        );
+        assert_eq!(
+            nearest_key("unknown field `qsp`, expected"),
+            Some("qps".into())
+        );
+        assert_eq!(
+            nearest_key("unknown field `completelyDifferent`, expected"),
+            None
+        );
+        assert_eq!(nearest_key("invalid u32"), None);
+    }
 }

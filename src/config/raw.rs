@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawConfig {
     #[serde(default)]
@@ -20,12 +21,13 @@ pub struct RawConfig {
     pub metrics_endpoints: Vec<Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Global {
     #[serde(default)]
     pub measurements: Vec<Value>,
     #[serde(default, deserialize_with = "go_duration")]
+    #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Duration>,
     #[serde(default)]
     pub gc: bool,
@@ -36,6 +38,7 @@ pub struct Global {
     #[serde(default)]
     pub cluster_health: bool,
     #[serde(default, deserialize_with = "go_duration")]
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<Duration>,
     #[serde(default)]
     pub function_templates: Vec<String>,
@@ -43,7 +46,7 @@ pub struct Global {
     pub deletion_strategy: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum JobType {
     #[default]
@@ -61,7 +64,7 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawJob {
     #[serde(default)]
@@ -71,8 +74,10 @@ pub struct RawJob {
     #[serde(default = "one")]
     pub job_iterations: u32,
     #[serde(default, deserialize_with = "go_duration")]
+    #[schemars(with = "Option<String>")]
     pub job_iteration_delay: Option<Duration>,
     #[serde(default, deserialize_with = "go_duration")]
+    #[schemars(with = "Option<String>")]
     pub job_pause: Option<Duration>,
     #[serde(default)]
     pub qps: f64,
@@ -87,6 +92,7 @@ pub struct RawJob {
     #[serde(default)]
     pub pre_create_namespaces: bool,
     #[serde(default, deserialize_with = "go_duration")]
+    #[schemars(with = "Option<String>")]
     pub max_wait_timeout: Option<Duration>,
     #[serde(default = "yes")]
     pub wait_for_deletion: bool,
@@ -103,6 +109,7 @@ pub struct RawJob {
     #[serde(default = "yes")]
     pub pre_load_images: bool,
     #[serde(default, deserialize_with = "go_duration")]
+    #[schemars(with = "Option<String>")]
     pub pre_load_period: Option<Duration>,
     #[serde(default)]
     pub pre_load_node_labels: BTreeMap<String, String>,
@@ -119,6 +126,7 @@ pub struct RawJob {
     #[serde(default)]
     pub execution_mode: Option<String>,
     #[serde(default, deserialize_with = "go_duration")]
+    #[schemars(with = "Option<String>")]
     pub object_delay: Option<Duration>,
     #[serde(default)]
     pub object_wait: bool,
@@ -140,7 +148,7 @@ pub struct RawJob {
     pub incremental_load: Option<Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ChurnConfig {
     #[serde(default)]
@@ -148,16 +156,19 @@ pub struct ChurnConfig {
     #[serde(default)]
     pub percent: u32,
     #[serde(default, deserialize_with = "go_duration")]
+    #[schemars(with = "Option<String>")]
     pub duration: Option<Duration>,
     #[serde(default, deserialize_with = "go_duration")]
+    #[schemars(with = "Option<String>")]
     pub delay: Option<Duration>,
     #[serde(default, deserialize_with = "go_duration")]
+    #[schemars(with = "Option<String>")]
     pub delete_delay: Option<Duration>,
     #[serde(default)]
     pub mode: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawObject {
     #[serde(default)]
