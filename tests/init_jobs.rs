@@ -316,3 +316,49 @@ fn ctrl_c_stops_the_run_reports_what_was_done_and_says_how_to_clean_up() {
     assert!(destroy.status.success(), "{}", text(&destroy));
     assert_eq!(labelled(&uuid).0, 0);
 }
+
+#[test]
+fn iterations_wait_for_the_iteration_delay_and_the_job_pauses_after() {
+    let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cm.yml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ .Iteration }}\n",
+    )
+    .unwrap();
+    let namespace = format!("paced-{}", std::process::id());
+    let config = format!(
+        "jobs:\n  - name: paced\n    namespace: {namespace}\n    namespacedIterations: false\n    jobIterations: 3\n    jobIterationDelay: 2s\n    jobPause: 1s\n    qps: 50\n    burst: 50\n    objects:\n      - objectTemplate: cm.yml\n"
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let uuid = format!("44444444-2222-4333-8444-{:012}", std::process::id());
+    let path = dir.path().join("config.yml");
+    let started = std::time::Instant::now();
+    let run = burner(&[
+        "init",
+        "-c",
+        path.to_str().unwrap(),
+        "--kubeconfig",
+        &kubeconfig,
+        "--uuid",
+        &uuid,
+    ]);
+    let elapsed = started.elapsed();
+    assert!(run.status.success(), "{}", text(&run));
+    // Two delays of 2 s between three iterations, then a pause of 1 s.
+    assert!(elapsed >= std::time::Duration::from_secs(5), "{elapsed:?}");
+    let created = common::run_on_harness(async move {
+        let client = common::client().await;
+        let api = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, &namespace);
+        let mut times = Vec::new();
+        for i in 0..3 {
+            let cm = api.get(&format!("cm-{i}")).await.unwrap();
+            times.push(cm.metadata.creation_timestamp.unwrap().0);
+        }
+        times
+    });
+    let gap = |a: usize, b: usize| (created[b] - created[a]).get_seconds();
+    assert!(gap(0, 1) >= 1 && gap(1, 2) >= 1, "{created:?}");
+    let destroy = burner(&["destroy", "--uuid", &uuid, "--kubeconfig", &kubeconfig]);
+    assert!(destroy.status.success(), "{}", text(&destroy));
+}

@@ -202,6 +202,14 @@ pub async fn run(
         let stopped = tokio::select! {
             result = work => {
                 results.push(result?);
+                if let Some(pause) = job.raw.job_pause {
+                    tracing::info!(job = job.name(), "pausing for {}", humantime::format_duration(pause));
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = tokio::time::sleep_until(deadline) => return Ok((results, Outcome::TimedOut)),
+                        _ = options.cancel.cancelled() => return Ok((results, Outcome::Interrupted)),
+                    }
+                }
                 continue;
             }
             _ = tokio::time::sleep_until(deadline) => Outcome::TimedOut,
@@ -282,46 +290,59 @@ async fn run_job(
         .await?;
     }
 
-    let writes = futures::stream::iter(objects.iter().enumerate().map(|(index, object)| {
-        let gate = gate.as_ref();
-        async move {
-            let Ok((resource, capabilities)) = resolve(discovery, job, object) else {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                return;
-            };
-            let mut manifest = object.manifest.clone();
-            let object_labels = labels::object_labels(
-                &config.uuid,
-                name,
-                &options.run_id,
-                object.object,
-                object.iteration,
-                object.replica,
-            );
-            labels::apply(&mut manifest, &object_labels);
-            let api: Api<DynamicObject> = match (&capabilities.scope, &object.namespace) {
-                (Scope::Namespaced, Some(namespace)) => {
-                    Api::namespaced_with(client.clone(), namespace, &resource)
-                }
-                (Scope::Namespaced, None) => {
-                    Api::default_namespaced_with(client.clone(), &resource)
-                }
-                (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
-            };
-            let Ok(dynamic) = serde_json::from_value::<DynamicObject>(manifest) else {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                return;
-            };
-            if create_with_retries(&api, &dynamic, gate, counters).await {
-                counters.created.fetch_add(1, Ordering::Relaxed);
-            } else {
-                tracing::warn!(job = name, index, "creating an object failed");
-            }
+    // With a jobIterationDelay the iterations go one after another, with the pause between
+    // them; without, all objects stream through the gate at once.
+    let batches: Vec<&[PlannedObject]> = match job.raw.job_iteration_delay {
+        Some(_) => objects
+            .chunk_by(|a, b| a.iteration == b.iteration)
+            .collect(),
+        None => vec![objects],
+    };
+    for (n, batch) in batches.iter().enumerate() {
+        if n > 0 {
+            tokio::time::sleep(job.raw.job_iteration_delay.unwrap_or_default()).await;
         }
-    }))
-    .buffer_unordered(CONCURRENCY)
-    .collect::<Vec<()>>();
-    writes.await;
+        let writes = futures::stream::iter(batch.iter().enumerate().map(|(index, object)| {
+            let gate = gate.as_ref();
+            async move {
+                let Ok((resource, capabilities)) = resolve(discovery, job, object) else {
+                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                let mut manifest = object.manifest.clone();
+                let object_labels = labels::object_labels(
+                    &config.uuid,
+                    name,
+                    &options.run_id,
+                    object.object,
+                    object.iteration,
+                    object.replica,
+                );
+                labels::apply(&mut manifest, &object_labels);
+                let api: Api<DynamicObject> = match (&capabilities.scope, &object.namespace) {
+                    (Scope::Namespaced, Some(namespace)) => {
+                        Api::namespaced_with(client.clone(), namespace, &resource)
+                    }
+                    (Scope::Namespaced, None) => {
+                        Api::default_namespaced_with(client.clone(), &resource)
+                    }
+                    (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+                };
+                let Ok(dynamic) = serde_json::from_value::<DynamicObject>(manifest) else {
+                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                if create_with_retries(&api, &dynamic, gate, counters).await {
+                    counters.created.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    tracing::warn!(job = name, index, "creating an object failed");
+                }
+            }
+        }))
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<()>>();
+        writes.await;
+    }
     let create_time = started.elapsed();
     let created = counters.created.load(Ordering::Relaxed);
     let mut result = JobResult {
