@@ -45,6 +45,30 @@ fn slow_configmaps(dir: &Path, job: &str, qps: u32) {
     std::fs::write(dir.join("config.yml"), config).unwrap();
 }
 
+/// `burner init -c config --kubeconfig K --uuid U` and `extra` arguments.
+fn init(config: &str, kubeconfig: &str, uuid: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "init",
+        "-c",
+        config,
+        "--kubeconfig",
+        kubeconfig,
+        "--uuid",
+        uuid,
+    ];
+    args.extend_from_slice(extra);
+    burner(&args)
+}
+
+/// `burner destroy --uuid U`, which must succeed and leave no namespace of the run; returns
+/// what it printed.
+fn destroy(kubeconfig: &str, uuid: &str) -> String {
+    let output = burner(&["destroy", "--uuid", uuid, "--kubeconfig", kubeconfig]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(labelled(uuid).0, 0, "namespaces of run {uuid} are left");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 fn burner(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_burner"))
         .args(args)
@@ -104,15 +128,7 @@ fn a_create_job_runs_on_hollow_nodes_and_destroy_removes_everything() {
     write_workload(dir.path(), &prefix, None);
     let uuid = format!("11111111-2222-4333-8444-{:012}", std::process::id());
     let config = dir.path().join("config.yml");
-    let run = burner(&[
-        "init",
-        "-c",
-        config.to_str().unwrap(),
-        "--kubeconfig",
-        &kubeconfig,
-        "--uuid",
-        &uuid,
-    ]);
+    let run = init(config.to_str().unwrap(), &kubeconfig, &uuid, &[]);
     assert!(run.status.success(), "{}", text(&run));
     let row = String::from_utf8_lossy(&run.stdout)
         .lines()
@@ -128,10 +144,7 @@ fn a_create_job_runs_on_hollow_nodes_and_destroy_removes_everything() {
     // Pods of the deployments carry the run's labels through their template.
     assert_eq!(labelled(&uuid), (10, 10 + 10 * 2));
 
-    let destroy = burner(&["destroy", "--uuid", &uuid, "--kubeconfig", &kubeconfig]);
-    assert!(destroy.status.success(), "{}", text(&destroy));
-    assert!(String::from_utf8_lossy(&destroy.stdout).contains("removed 10 namespaces"));
-    assert_eq!(labelled(&uuid).0, 0);
+    assert!(destroy(&kubeconfig, &uuid).contains("removed 10 namespaces"));
 
     common::run_on_harness(async move { fleet.shutdown().await.unwrap() });
 }
@@ -147,15 +160,7 @@ fn a_config_that_cannot_run_writes_nothing() {
     );
     let uuid = format!("99999999-2222-4333-8444-{:012}", std::process::id());
     let config = dir.path().join("config.yml");
-    let run = burner(&[
-        "init",
-        "-c",
-        config.to_str().unwrap(),
-        "--kubeconfig",
-        &kubeconfig,
-        "--uuid",
-        &uuid,
-    ]);
+    let run = init(config.to_str().unwrap(), &kubeconfig, &uuid, &[]);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     assert!(
         text(&run).contains("the cluster has no kind Frobnicator in example.invalid/v1"),
@@ -173,17 +178,12 @@ fn a_run_that_times_out_exits_2_and_says_how_to_clean_up() {
     let uuid = format!("77777777-2222-4333-8444-{:012}", std::process::id());
     let path = dir.path().join("config.yml");
     let started = std::time::Instant::now();
-    let run = burner(&[
-        "init",
-        "-c",
+    let run = init(
         path.to_str().unwrap(),
-        "--kubeconfig",
         &kubeconfig,
-        "--uuid",
         &uuid,
-        "--timeout",
-        "3s",
-    ]);
+        &["--timeout", "3s"],
+    );
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
@@ -204,9 +204,7 @@ fn a_run_that_times_out_exits_2_and_says_how_to_clean_up() {
         "{}",
         text(&run)
     );
-    let destroy = burner(&["destroy", "--uuid", &uuid, "--kubeconfig", &kubeconfig]);
-    assert!(destroy.status.success(), "{}", text(&destroy));
-    assert_eq!(labelled(&uuid).0, 0);
+    destroy(&kubeconfig, &uuid);
 }
 
 #[test]
@@ -234,15 +232,7 @@ fn patch_read_and_delete_jobs_act_on_what_a_create_job_made() {
     std::fs::write(dir.path().join("config.yml"), config).unwrap();
     let uuid = format!("55555555-2222-4333-8444-{:012}", std::process::id());
     let path = dir.path().join("config.yml");
-    let run = burner(&[
-        "init",
-        "-c",
-        path.to_str().unwrap(),
-        "--kubeconfig",
-        &kubeconfig,
-        "--uuid",
-        &uuid,
-    ]);
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
     assert!(run.status.success(), "{}", text(&run));
     let out = String::from_utf8_lossy(&run.stdout).into_owned();
     let done = |job: &str| -> Vec<String> {
@@ -276,8 +266,7 @@ fn patch_read_and_delete_jobs_act_on_what_a_create_job_made() {
         }
     });
     assert_eq!(left, 0, "the delete job waits until its objects are gone");
-    let destroy = burner(&["destroy", "--uuid", &uuid, "--kubeconfig", &kubeconfig]);
-    assert!(destroy.status.success(), "{}", text(&destroy));
+    destroy(&kubeconfig, &uuid);
 }
 
 #[test]
@@ -312,9 +301,7 @@ fn ctrl_c_stops_the_run_reports_what_was_done_and_says_how_to_clean_up() {
     let row = row.unwrap_or_else(|| panic!("no row for the interrupted job:\n{all}"));
     let done: u64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!((1..100).contains(&done), "{row}");
-    let destroy = burner(&["destroy", "--uuid", &uuid, "--kubeconfig", &kubeconfig]);
-    assert!(destroy.status.success(), "{}", text(&destroy));
-    assert_eq!(labelled(&uuid).0, 0);
+    destroy(&kubeconfig, &uuid);
 }
 
 #[test]
@@ -334,15 +321,7 @@ fn iterations_wait_for_the_iteration_delay_and_the_job_pauses_after() {
     let uuid = format!("44444444-2222-4333-8444-{:012}", std::process::id());
     let path = dir.path().join("config.yml");
     let started = std::time::Instant::now();
-    let run = burner(&[
-        "init",
-        "-c",
-        path.to_str().unwrap(),
-        "--kubeconfig",
-        &kubeconfig,
-        "--uuid",
-        &uuid,
-    ]);
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
     let elapsed = started.elapsed();
     assert!(run.status.success(), "{}", text(&run));
     // Two delays of 2 s between three iterations, then a pause of 1 s.
@@ -359,6 +338,5 @@ fn iterations_wait_for_the_iteration_delay_and_the_job_pauses_after() {
     });
     let gap = |a: usize, b: usize| (created[b] - created[a]).get_seconds();
     assert!(gap(0, 1) >= 1 && gap(1, 2) >= 1, "{created:?}");
-    let destroy = burner(&["destroy", "--uuid", &uuid, "--kubeconfig", &kubeconfig]);
-    assert!(destroy.status.success(), "{}", text(&destroy));
+    destroy(&kubeconfig, &uuid);
 }
