@@ -22,7 +22,6 @@ use anyhow::{Context, bail};
 #[path = "common/mod.rs"]
 mod common;
 use burner::hollow::FLEET_LABEL;
-use burner::local::{LocalCluster, LocalOptions};
 use common::cpu_seconds;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Container, Namespace, Node, Pod, PodSpec};
@@ -64,20 +63,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(sizes: &Sizes) -> anyhow::Result<()> {
-    let state = std::env::temp_dir().join(format!("burner-bench-hollow-{}", std::process::id()));
-    let mut options = LocalOptions::new("bench-hollow");
-    options.state_dir = Some(state);
-    options.tuning.disable_qps_limits = true;
-    let cluster = LocalCluster::start(&options)
-        .await
-        .context("cannot start the local cluster")?;
-    let apiserver = cluster
-        .record()
-        .components
-        .iter()
-        .find(|c| c.name == "kube-apiserver")
-        .map(|c| c.pid)
-        .context("no apiserver in the record")?;
+    let (cluster, apiserver) = common::start_cluster("bench-hollow").await?;
     let bench = Bench {
         kubeconfig: cluster.kubeconfig().to_path_buf(),
         client: cluster.client().await?,

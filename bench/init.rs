@@ -11,13 +11,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context;
-
 #[path = "common/mod.rs"]
 mod common;
 use burner::config::{self, LoadOptions};
 use burner::exec::run::{self, RunOptions};
-use burner::local::{LocalCluster, LocalOptions};
 use common::cpu_seconds;
 use tokio_util::sync::CancellationToken;
 
@@ -34,20 +31,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn bench(pods: u32) -> anyhow::Result<()> {
-    let mut options = LocalOptions::new("bench-init");
-    options.state_dir =
-        Some(std::env::temp_dir().join(format!("burner-bench-init-{}", std::process::id())));
-    options.tuning.disable_qps_limits = true;
-    let cluster = LocalCluster::start(&options)
-        .await
-        .context("cannot start the local cluster")?;
-    let apiserver = cluster
-        .record()
-        .components
-        .iter()
-        .find(|c| c.name == "kube-apiserver")
-        .map(|c| c.pid)
-        .context("no apiserver")?;
+    let (cluster, apiserver) = common::start_cluster("bench-init").await?;
     let outcome = async {
         let client = cluster.client().await?;
         // The hollow nodes run in a process of their own, so burner's CPU below is the

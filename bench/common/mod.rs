@@ -1,5 +1,28 @@
 //! What the benchmarks share.
 
+use anyhow::Context;
+use burner::local::{LocalCluster, LocalOptions};
+
+/// Starts a local cluster for a benchmark, in-flight limits off, and returns it with the
+/// apiserver's pid (for its CPU figures).
+pub async fn start_cluster(name: &str) -> anyhow::Result<(LocalCluster, u32)> {
+    let mut options = LocalOptions::new(name);
+    options.state_dir =
+        Some(std::env::temp_dir().join(format!("burner-{name}-{}", std::process::id())));
+    options.tuning.disable_qps_limits = true;
+    let cluster = LocalCluster::start(&options)
+        .await
+        .context("cannot start the local cluster")?;
+    let apiserver = cluster
+        .record()
+        .components
+        .iter()
+        .find(|c| c.name == "kube-apiserver")
+        .map(|c| c.pid)
+        .context("no apiserver in the record")?;
+    Ok((cluster, apiserver))
+}
+
 /// User plus system CPU seconds of a process, from /proc.
 pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
