@@ -624,8 +624,8 @@ fn readiness(kind: &str) -> Option<fn(&Value) -> bool> {
     })
 }
 
-/// Removes everything run `uuid` created: its namespaces (with all inside), and waits
-/// until they are gone.
+/// Removes everything run `uuid` created: its namespaces (with all inside) and its
+/// cluster-scoped objects, and waits until they are gone.
 pub async fn destroy(client: &kube::Client, uuid: &str) -> Result<u64, RunError> {
     let selector = format!("{}={uuid}", labels::UUID);
     let namespaces = delete_namespaces(client, uuid, &selector).await?;
@@ -649,6 +649,7 @@ async fn delete_cluster_scoped(
         .await
         .map_err(RunError::Discovery)?;
     let params = ListParams::default().labels(selector);
+    let mut deleted = Vec::new();
     for group in discovery.groups() {
         for (resource, capabilities) in group.recommended_resources() {
             let deletable = capabilities.supports_operation(kube::discovery::verbs::LIST)
@@ -660,6 +661,9 @@ async fn delete_cluster_scoped(
             let Ok(list) = api.list_metadata(&params).await else {
                 continue;
             };
+            if list.items.is_empty() {
+                continue;
+            }
             for name in list.items.into_iter().filter_map(|o| o.metadata.name) {
                 match api.delete(&name, &DeleteParams::background()).await {
                     Ok(_) => {}
@@ -667,7 +671,13 @@ async fn delete_cluster_scoped(
                     Err(e) => return Err(error(e)),
                 }
             }
+            deleted.push(api);
         }
+    }
+    // A CRD lingers until its finalizer has removed every custom resource of it: wait, so
+    // that a finished gc means nothing of the run is left.
+    for api in &deleted {
+        wait::until_gone(api, selector).await;
     }
     Ok(())
 }
