@@ -14,6 +14,7 @@ use std::time::Duration;
 #[path = "common/mod.rs"]
 mod common;
 use burner::config::{self, LoadOptions};
+use burner::exec::cleanup;
 use burner::exec::run::{self, RunOptions};
 use common::cpu_seconds;
 use tokio_util::sync::CancellationToken;
@@ -68,7 +69,7 @@ async fn bench(pods: u32) -> anyhow::Result<()> {
                 println!("   after the burst: {steady:.1}/s, {:+.2}% from the asked {qps}/s", (steady / f64::from(qps) - 1.0) * 100.0);
             }
             println!("   CPU: burner {burner_cpu:.2} s, kube-apiserver {api_cpu:.2} s, ratio {:.3}", burner_cpu / api_cpu.max(1e-9));
-            run::destroy(&client, &uuid).await?;
+            cleanup::destroy(&client, &uuid).await?;
         }
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(fleet.id() as i32, libc::SIGINT) };

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod exec;
 pub mod hollow;
+pub mod jq;
 pub mod local;
 pub mod plan;
 pub mod rng;

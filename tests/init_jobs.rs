@@ -340,3 +340,303 @@ fn iterations_wait_for_the_iteration_delay_and_the_job_pauses_after() {
     assert!(gap(0, 1) >= 1 && gap(1, 2) >= 1, "{created:?}");
     destroy(&kubeconfig, &uuid);
 }
+
+/// The `JOB` row's EXPECTED, DONE and ERRORS columns, and the job's churn line.
+fn row_and_churn(output: &Output, job: &str) -> (Vec<String>, Option<String>) {
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let row = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(job))
+        .unwrap_or_else(|| panic!("no row for {job} in\n{out}"));
+    let columns = row
+        .split_whitespace()
+        .skip(1)
+        .take(3)
+        .map(str::to_string)
+        .collect();
+    let churn = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{job}: churn:")))
+        .map(str::to_string);
+    (columns, churn)
+}
+
+/// ConfigMaps (name, uid) of a namespace.
+fn configmaps(namespace: &str) -> Vec<(String, String)> {
+    let namespace = namespace.to_string();
+    common::run_on_harness(async move {
+        let client = common::client().await;
+        let api = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, &namespace);
+        let mut found: Vec<(String, String)> = api
+            .list_metadata(&ListParams::default().labels("kube-burner.io/job"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|c| (c.metadata.name.unwrap(), c.metadata.uid.unwrap()))
+            .collect();
+        found.sort();
+        found
+    })
+}
+
+#[test]
+fn churn_deletes_and_recreates_in_both_modes_and_verification_still_passes() {
+    let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cm.yml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ .Iteration }}-{{ .Replica }}\n",
+    )
+    .unwrap();
+    let id = std::process::id();
+    // Namespaces: 4 namespaces of 2 ConfigMaps, half of them (2) each cycle, 2 cycles.
+    // Objects: 10 ConfigMaps in one namespace, 20% (2) each cycle, 5 cycles: each of the
+    // 10 exactly once, oldest first.
+    let config = format!(
+        "jobs:\n  - name: churn-ns\n    namespace: churn-ns-{id}\n    jobIterations: 4\n    qps: 50\n    burst: 50\n    churnConfig: {{mode: namespaces, cycles: 2, percent: 50}}\n    objects:\n      - objectTemplate: cm.yml\n        replicas: 2\n\
+         \x20 - name: churn-obj\n    namespace: churn-obj-{id}\n    namespacedIterations: false\n    jobIterations: 10\n    qps: 50\n    burst: 50\n    churnConfig: {{mode: objects, cycles: 5, percent: 20}}\n    objects:\n      - objectTemplate: cm.yml\n"
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let uuid = format!("33333333-2222-4333-8444-{id:012}");
+    let path = dir.path().join("config.yml");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    assert!(run.status.success(), "{}", text(&run));
+
+    let (columns, churn) = row_and_churn(&run, "churn-ns");
+    assert_eq!(columns, ["8", "8", "0"]);
+    let churn = churn.unwrap_or_else(|| panic!("no churn line:\n{}", text(&run)));
+    assert!(
+        churn.contains("2 cycles") && churn.contains("4 deleted, 8 re-created"),
+        "{churn}"
+    );
+    for n in 0..4 {
+        assert_eq!(configmaps(&format!("churn-ns-{id}-{n}")).len(), 2);
+    }
+
+    let (columns, churn) = row_and_churn(&run, "churn-obj");
+    assert_eq!(columns, ["10", "10", "0"]);
+    let churn = churn.unwrap_or_else(|| panic!("no churn line:\n{}", text(&run)));
+    assert!(
+        churn.contains("5 cycles") && churn.contains("10 deleted, 10 re-created"),
+        "{churn}"
+    );
+    assert!(text(&run).lines().any(|l| l.starts_with("churn-obj") && l.ends_with("yes")));
+    destroy(&kubeconfig, &uuid);
+}
+
+#[test]
+fn objects_mode_churn_replaces_every_object_once_before_any_twice() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::runtime::watcher;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cm.yml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ .Iteration }}\n",
+    )
+    .unwrap();
+    let id = std::process::id();
+    let namespace = format!("rotate-{id}");
+    // 4 cycles of 25% (2) of 8 ConfigMaps.
+    let config = format!(
+        "jobs:\n  - name: rotate\n    namespace: {namespace}\n    namespacedIterations: false\n    jobIterations: 8\n    qps: 50\n    burst: 50\n    churnConfig: {{mode: objects, cycles: 4, percent: 25}}\n    objects:\n      - objectTemplate: cm.yml\n"
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+
+    // Every uid each name has had, seen by a watch running through the whole run.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let seen = common::runtime().spawn({
+        let namespace = namespace.clone();
+        async move {
+            let client = common::client().await;
+            let api = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, &namespace);
+            let mut uids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            let config = watcher::Config::default().labels("kube-burner.io/job=rotate");
+            let mut events = watcher::watcher(api, config).boxed();
+            let mut stopped = std::pin::pin!(stopped);
+            loop {
+                tokio::select! {
+                    event = events.try_next() => {
+                        if let Ok(Some(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm))) = event {
+                            uids.entry(cm.metadata.name.unwrap())
+                                .or_default()
+                                .insert(cm.metadata.uid.unwrap());
+                        }
+                    }
+                    _ = &mut stopped => return uids,
+                }
+            }
+        }
+    });
+    let uuid = format!("34343434-2222-4333-8444-{id:012}");
+    let path = dir.path().join("config.yml");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    assert!(run.status.success(), "{}", text(&run));
+    stop.send(()).unwrap();
+    let uids = common::run_on_harness(async move { seen.await.unwrap() });
+    let (_, churn) = row_and_churn(&run, "rotate");
+    assert!(
+        churn.is_some_and(|c| c.contains("8 deleted, 8 re-created")),
+        "{}",
+        text(&run)
+    );
+    assert_eq!(uids.len(), 8, "{uids:?}");
+    for (name, versions) in &uids {
+        assert_eq!(versions.len(), 2, "{name} was not replaced exactly once: {uids:?}");
+    }
+    destroy(&kubeconfig, &uuid);
+}
+
+#[test]
+fn waits_follow_wait_options_and_give_up_at_max_wait_timeout() {
+    let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
+    let prefix = format!("waits-{}", std::process::id());
+    let options = HollowOptions {
+        nodes: 2,
+        name_prefix: prefix.clone(),
+        ..HollowOptions::default()
+    };
+    let fleet = common::run_on_harness(async move {
+        HollowFleet::start(common::client().await, options)
+            .await
+            .unwrap()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("deployment.yml"), DEPLOYMENT).unwrap();
+    std::fs::write(
+        dir.path().join("other-deployment.yml"),
+        DEPLOYMENT.replace("name: web-", "name: other-web-"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("cm.yml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ .Iteration }}\n",
+    )
+    .unwrap();
+    let id = std::process::id();
+    let vars = format!("inputVars: {{fleetLabel: {FLEET_LABEL}, fleet: {prefix}}}");
+    // Ready by the Deployment's Available condition, and by its pods; then a ConfigMap
+    // that never has the status it is waited for.
+    let available = r#"'(.conditions.[] | select(.type == "Available")).status'"#;
+    let write = |never: bool| {
+        let mut config = format!(
+            "jobs:\n  - name: waits\n    namespace: waits-{id}\n    jobIterations: 2\n    qps: 50\n    burst: 50\n    maxWaitTimeout: 3s\n    objects:\n      - objectTemplate: deployment.yml\n        {vars}\n        waitOptions:\n          customStatusPaths: [{{key: {available}, value: 'True'}}]\n      - objectTemplate: other-deployment.yml\n        {vars}\n        waitOptions:\n          kind: Pod\n          labelSelector: {{app: web}}\n"
+        );
+        if never {
+            config.push_str("      - objectTemplate: cm.yml\n        waitOptions:\n          customStatusPaths: [{key: .phase, value: Never}]\n");
+        }
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    };
+    let path = dir.path().join("config.yml");
+
+    write(false);
+    let uuid = format!("22222222-2222-4333-8444-{id:012}");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    assert!(run.status.success(), "{}", text(&run));
+    destroy(&kubeconfig, &uuid);
+
+    write(true);
+    let uuid = format!("22222223-2222-4333-8444-{id:012}");
+    let started = std::time::Instant::now();
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert!(
+        text(&run).contains("waits: not everything was ready within maxWaitTimeout"),
+        "{}",
+        text(&run)
+    );
+    destroy(&kubeconfig, &uuid);
+    common::run_on_harness(async move { fleet.shutdown().await.unwrap() });
+}
+
+#[test]
+fn objects_outside_the_runs_namespaces_are_cleaned_up_and_a_rerun_replaces_them() {
+    let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let id = std::process::id();
+    // A namespace burner did not create, and objects that templates put there.
+    let theirs = common::run_on_harness(async move {
+        common::create_namespace(&common::client().await, "theirs").await
+    });
+    std::fs::write(
+        dir.path().join("cm.yml"),
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fixed-{{{{ .Iteration }}}}\n  namespace: {theirs}\n"),
+    )
+    .unwrap();
+    let config = format!(
+        "jobs:\n  - name: fixed\n    namespace: fixed-{id}\n    jobIterations: 3\n    qps: 50\n    burst: 50\n    objects:\n      - objectTemplate: cm.yml\n"
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let uuid = format!("88888888-2222-4333-8444-{id:012}");
+    let path = dir.path().join("config.yml");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(configmaps(&theirs).len(), 3);
+    // Run again with the same uuid: `cleanup` (on by default) removes the first run's
+    // objects first, so nothing collides and the counts are the second run's.
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    assert!(run.status.success(), "{}", text(&run));
+    let (columns, _) = row_and_churn(&run, "fixed");
+    assert_eq!(columns, ["3", "3", "0"], "{}", text(&run));
+    let printed = destroy(&kubeconfig, &uuid);
+    assert!(printed.contains("3 other objects"), "{printed}");
+    assert!(configmaps(&theirs).is_empty(), "destroy left objects in {theirs}");
+}
+
+#[test]
+fn a_sequential_json_patch_job_goes_one_object_at_a_time() {
+    let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let app = format!("sequential-{}", std::process::id());
+    std::fs::write(
+        dir.path().join("cm.yml"),
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{{{ .Iteration }}}}\n  labels:\n    app: {app}\ndata:\n  stage: created\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("patch.json"),
+        r#"[{"op": "replace", "path": "/data/stage", "value": "patched-{{ .Iteration }}"}]"#,
+    )
+    .unwrap();
+    let config = format!(
+        "jobs:\n  - name: create\n    namespace: {app}\n    namespacedIterations: false\n    jobIterations: 3\n    qps: 50\n    burst: 50\n    objects:\n      - objectTemplate: cm.yml\n\
+         \x20 - name: patch\n    jobType: patch\n    executionMode: sequential\n    objectDelay: 1s\n    qps: 50\n    burst: 50\n    objects:\n      - kind: ConfigMap\n        labelSelector: {{app: {app}}}\n        objectTemplate: patch.json\n        patchType: application/json-patch+json\n"
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let uuid = format!("56565656-2222-4333-8444-{:012}", std::process::id());
+    let path = dir.path().join("config.yml");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    assert!(run.status.success(), "{}", text(&run));
+    let (columns, _) = row_and_churn(&run, "patch");
+    assert_eq!(columns, ["3", "3", "0"]);
+    let stages = common::run_on_harness({
+        let app = app.clone();
+        async move {
+            let client = common::client().await;
+            let api = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, &app);
+            let mut stages = Vec::new();
+            let mut patched_at = Vec::new();
+            let params = ListParams::default().labels(&format!("app={app}"));
+            for cm in api.list(&params).await.unwrap().items {
+                let fields = cm.metadata.managed_fields.unwrap_or_default();
+                patched_at.extend(fields.into_iter().filter_map(|f| f.time).map(|t| t.0).max());
+                if let Some(data) = cm.data {
+                    stages.push(data["stage"].clone());
+                }
+            }
+            patched_at.sort();
+            (stages, patched_at)
+        }
+    });
+    let (stages, patched_at) = stages;
+    assert_eq!(stages, ["patched-0", "patched-0", "patched-0"]);
+    // One at a time, a second apart: the last patch is at least 2 s after the first
+    // (the server's times have a resolution of a second).
+    let spread = (patched_at[2] - patched_at[0]).get_seconds();
+    assert!(spread >= 2, "{patched_at:?}");
+    destroy(&kubeconfig, &uuid);
+}

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::check::ConfigArgs;
 use crate::config;
+use crate::exec::cleanup;
 use crate::exec::run::{self, JobResult, Outcome, RunOptions};
 use crate::exec::{ClientOptions, connect};
 use crate::hollow::{HollowFleet, HollowOptions};
@@ -137,7 +138,24 @@ fn report(
             .find(|j| j.name() == job.name)
             .map(|j| &j.raw);
         let error_on_verify = raw.is_none_or(|r| r.error_on_verify);
-        failed |= job.errors > 0 || (error_on_verify && job.verification_passed == Some(false));
+        failed |= job.errors > 0
+            || !job.ready
+            || (error_on_verify && job.verification_passed == Some(false));
+    }
+    for job in &jobs {
+        if let Some(churn) = &job.churn {
+            println!(
+                "{}: churn: {} cycles in {:.1}s, {} deleted, {} re-created",
+                job.name,
+                churn.cycles,
+                churn.duration.as_secs_f64(),
+                churn.deleted,
+                churn.recreated
+            );
+        }
+        if !job.ready {
+            println!("{}: not everything was ready within maxWaitTimeout", job.name);
+        }
     }
     let cleanup = (!local && !config.global.gc).then(|| format!("burner destroy --uuid {uuid}"));
     let code = match outcome {
@@ -163,7 +181,10 @@ pub async fn destroy(args: &DestroyArgs) -> anyhow::Result<ExitCode> {
         context: args.context.clone(),
     })
     .await?;
-    let removed = run::destroy(&client, &args.uuid).await?;
-    println!("removed {removed} namespaces of run {}", args.uuid);
+    let removed = cleanup::destroy(&client, &args.uuid).await?;
+    println!(
+        "removed {} namespaces and {} other objects of run {}",
+        removed.namespaces, removed.objects, args.uuid
+    );
     Ok(ExitCode::SUCCESS)
 }

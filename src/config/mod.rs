@@ -368,11 +368,28 @@ fn validate(
                     ));
                 }
             }
-            if job.job_type == JobType::Patch && object.patch_type.is_none() {
-                return Err(invalid(
-                    at("patchType"),
-                    "a patch job needs a patchType".into(),
-                ));
+            if job.job_type == JobType::Patch {
+                const PATCH_TYPES: [&str; 4] = [
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/strategic-merge-patch+json",
+                    "application/apply-patch+yaml",
+                ];
+                match object.patch_type.as_deref() {
+                    None => {
+                        return Err(invalid(
+                            at("patchType"),
+                            "a patch job needs a patchType".into(),
+                        ));
+                    }
+                    Some(t) if !PATCH_TYPES.contains(&t) => {
+                        return Err(invalid(
+                            at("patchType"),
+                            format!("`{t}` is not one of {}", PATCH_TYPES.join(", ")),
+                        ));
+                    }
+                    Some(_) => {}
+                }
             }
             let replicas = u32::try_from(object.replicas.max(0)).unwrap_or(u32::MAX);
             if object.object_template.is_empty() {
@@ -421,6 +438,9 @@ fn validate(
                 replicas,
             });
         }
+        check_job_support(&job, &at).map_err(|(path, message)| invalid(path, message))?;
+        job_warnings(&job, raw.global.wait_when_finished, &at, &mut warnings)
+            .map_err(|(path, message)| invalid(path, message))?;
         jobs.push(Job {
             raw: job,
             qps,
@@ -429,6 +449,8 @@ fn validate(
             objects,
         });
     }
+    check_global_support(&raw.global, &mut warnings)
+        .map_err(|(path, message)| invalid(path, message))?;
     Ok(Config {
         file: file.to_path_buf(),
         uuid: options.uuid.clone(),
@@ -437,6 +459,125 @@ fn validate(
         metrics_endpoints: raw.metrics_endpoints,
         warnings,
     })
+}
+
+/// A place in the config and what is wrong there.
+type Problem = (String, String);
+
+/// Refuses, before anything runs, what burner parses but cannot do yet: a config that
+/// relies on it would otherwise measure something other than what its author meant.
+fn check_job_support(job: &RawJob, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
+    let not_supported = |field: &str, what: &str| {
+        Err((
+            at(field),
+            format!("{what} not supported by burner yet (docs/config.md lists what is)"),
+        ))
+    };
+    if !job.watchers.is_empty() {
+        return not_supported("watchers", "watchers are");
+    }
+    if !job.hooks.is_empty() {
+        return not_supported("hooks", "hooks are");
+    }
+    if job.incremental_load.is_some() {
+        return not_supported("incrementalLoad", "incrementalLoad is");
+    }
+    if job.job_type == JobType::Kubevirt {
+        return not_supported("jobType", "jobType kubevirt is");
+    }
+    if let Some(o) = job.objects.iter().position(|o| o.group.is_some()) {
+        return not_supported(&format!("objects[{o}].group"), "grouped execution is");
+    }
+    for (o, object) in job.objects.iter().enumerate() {
+        let paths = object.wait_options.iter().flat_map(|w| &w.custom_status_paths);
+        for (p, path) in paths.enumerate() {
+            crate::jq::Filter::parse(&path.key).map_err(|message| {
+                (
+                    at(&format!("objects[{o}].waitOptions.customStatusPaths[{p}].key")),
+                    format!("`{}`: {message}", path.key),
+                )
+            })?;
+        }
+    }
+    if let Some(churn) = &job.churn_config {
+        let enabled = churn.cycles > 0 || churn.duration.is_some();
+        if enabled && job.job_type != JobType::Create {
+            return Err((
+                at("churnConfig"),
+                "churn re-creates what a create job made; this job does not create".into(),
+            ));
+        }
+        if churn.percent > 100 {
+            return Err((
+                at("churnConfig.percent"),
+                format!("{} is not a percentage (0 to 100)", churn.percent),
+            ));
+        }
+        if enabled && churn.mode == raw::ChurnMode::Namespaces && job.namespace.is_empty() {
+            return Err((
+                at("churnConfig.mode"),
+                "churn mode namespaces needs the job to have a namespace; use mode objects".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Combinations that are allowed but do nothing, and combinations that cannot work.
+fn job_warnings(
+    job: &RawJob,
+    global_wait: bool,
+    at: &dyn Fn(&str) -> String,
+    warnings: &mut Vec<String>,
+) -> Result<(), Problem> {
+    let name = &job.name;
+    if job.gc && global_wait {
+        return Err((
+            at("gc"),
+            "a job that removes its objects right after it cannot be waited for by global.waitWhenFinished".into(),
+        ));
+    }
+    if let Some(churn) = &job.churn_config
+        && churn.cycles == 0
+        && churn.duration.is_none()
+    {
+        warnings.push(format!(
+            "job `{name}`: churnConfig has neither cycles nor duration, so there is no churn"
+        ));
+    }
+    if job.execution_mode.is_some() && job.job_type == JobType::Create {
+        warnings.push(format!(
+            "job `{name}`: executionMode applies to patch, delete and read jobs; a create job ignores it"
+        ));
+    }
+    if !job.measurements.is_empty() {
+        warnings.push(format!(
+            "job `{name}`: measurements are not taken yet; they are ignored"
+        ));
+    }
+    Ok(())
+}
+
+fn check_global_support(global: &Global, warnings: &mut Vec<String>) -> Result<(), Problem> {
+    if !global.measurements.is_empty() {
+        warnings.push("global.measurements are not taken yet; they are ignored".into());
+    }
+    if !global.function_templates.is_empty() {
+        return Err((
+            "global.functionTemplates".into(),
+            "function templates are not supported by burner yet".into(),
+        ));
+    }
+    if let Some(strategy) = &global.deletion_strategy
+        && strategy != "default"
+        && strategy != "gvr"
+    {
+        return Err((
+            "global.deletionStrategy".into(),
+            format!("`{strategy}` is not a deletion strategy (default or gvr)"),
+        ));
+    }
+    Ok(())
 }
 
 /// A template path, relative to the config's folder first, then to the working directory

@@ -124,7 +124,7 @@ pub struct RawJob {
     #[serde(default)]
     pub default_missing_keys_with_zero: bool,
     #[serde(default)]
-    pub execution_mode: Option<String>,
+    pub execution_mode: Option<ExecutionMode>,
     #[serde(default, deserialize_with = "go_duration")]
     #[schemars(with = "Option<String>")]
     pub object_delay: Option<Duration>,
@@ -165,7 +165,52 @@ pub struct ChurnConfig {
     #[schemars(with = "Option<String>")]
     pub delete_delay: Option<Duration>,
     #[serde(default)]
-    pub mode: Option<String>,
+    pub mode: ChurnMode,
+}
+
+/// What churn deletes and re-creates each cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ChurnMode {
+    /// A window of the job's namespaces, with everything in them.
+    #[default]
+    Namespaces,
+    /// A share of each churnable object's instances.
+    Objects,
+}
+
+/// How a patch, delete or read job goes through its selected objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ExecutionMode {
+    /// All at once, through the job's rate gate.
+    Parallel,
+    /// One after another, `objectDelay` apart (and, with `objectWait`, each ready first).
+    Sequential,
+}
+
+/// What "ready" means for an object, when its kind's own rule is not the one wanted.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WaitOptions {
+    /// Wait for objects of this kind instead (Pods of a Deployment, say), in every namespace.
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// More labels the waited objects must have.
+    #[serde(default)]
+    pub label_selector: BTreeMap<String, String>,
+    /// Ready when each `key` (a jq path into `.status`) gives `value`.
+    #[serde(default)]
+    pub custom_status_paths: Vec<StatusPath>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusPath {
+    pub key: String,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -180,7 +225,7 @@ pub struct RawObject {
     #[serde(default = "yes")]
     pub wait: bool,
     #[serde(default)]
-    pub wait_options: Option<Value>,
+    pub wait_options: Option<WaitOptions>,
     #[serde(default)]
     pub run_once: bool,
     #[serde(default = "yes")]
@@ -288,4 +333,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "labelSelector",
     "patchType",
     "kubeVirtOp",
+    "customStatusPaths",
+    "key",
+    "value",
 ];

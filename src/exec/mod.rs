@@ -4,8 +4,12 @@
 //! ([`run`]): namespaces and objects created through a rate gate, waits by watch,
 //! verification and clean-up by uuid.
 
+mod churn;
+pub mod cleanup;
 pub mod client;
 pub mod labels;
+mod preload;
+mod ready;
 pub mod run;
 mod selected;
 mod wait;

@@ -6,21 +6,20 @@
 //! the wait until what was created is ready (by watch, never by polling), the
 //! verification of what exists, and the job's garbage collection if asked.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::api::{Api, DynamicObject, GroupVersionKind, PostParams};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
-use kube::runtime::watcher;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{labels, selected, wait};
+use super::{churn, cleanup, labels, preload, ready, selected};
 use crate::config::{Config, Job, JobType};
 use crate::plan::{self, PlanError, PlannedObject};
 
@@ -48,22 +47,49 @@ pub enum RunError {
     },
     #[error("job `{job}`: cannot create namespace {namespace} (the log above says why)")]
     Namespace { job: String, namespace: String },
-    #[error("job `{job}`: the patch rendered from {template} is not valid YAML: {message}")]
+    #[error("job `{job}`: the patch rendered from {template} is not valid: {message}")]
     Patch {
         job: String,
         template: String,
         message: String,
     },
     #[error(
-        "job `{job}`: patchType {patch_type} is not supported yet (use application/merge-patch+json, application/strategic-merge-patch+json or application/apply-patch+yaml)"
+        "job `{job}`: patchType {patch_type} is not one of application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json or application/apply-patch+yaml"
     )]
     PatchType { job: String, patch_type: String },
+    #[error("job `{job}`: cannot pre-load its images")]
+    Preload {
+        job: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("cannot remove what run {uuid} created")]
     Cleanup {
         uuid: String,
         #[source]
         source: kube::Error,
     },
+}
+
+impl Default for JobResult {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            expected: 0,
+            created: 0,
+            namespaces: 0,
+            errors: 0,
+            retries: 0,
+            create_time: Duration::ZERO,
+            achieved_rate: 0.0,
+            wait_time: None,
+            verified: None,
+            verification_passed: None,
+            ready: true,
+            churn: None,
+            stopped: false,
+        }
+    }
 }
 
 /// How a run ended.
@@ -74,7 +100,7 @@ pub enum Outcome {
     Interrupted,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct JobResult {
     pub name: String,
     pub expected: u64,
@@ -90,8 +116,21 @@ pub struct JobResult {
     /// Objects found by label after the job, by `index/kind`, when verification ran.
     pub verified: Option<BTreeMap<String, u64>>,
     pub verification_passed: Option<bool>,
+    /// Everything waited for was ready within `maxWaitTimeout` (true when nothing waited).
+    pub ready: bool,
+    /// What churn did, when the job churned.
+    pub churn: Option<ChurnSummary>,
     /// The run stopped (timeout or Ctrl-C) while this job was running.
     pub stopped: bool,
+}
+
+/// What a job's churn did.
+#[derive(Debug, Clone, Default)]
+pub struct ChurnSummary {
+    pub cycles: u32,
+    pub deleted: u64,
+    pub recreated: u64,
+    pub duration: Duration,
 }
 
 pub struct RunOptions {
@@ -163,6 +202,7 @@ pub async fn run(
 
     let deadline = tokio::time::Instant::now() + options.timeout;
     let mut results = Vec::new();
+    let mut created = Vec::new();
     for (job, objects) in config.jobs.iter().zip(plans) {
         // A kind an earlier job's CRD defines appears once the CRD is established: look
         // again until every kind resolves, for a while.
@@ -184,24 +224,26 @@ pub async fn run(
         }
         // The job's counters live here, so a timeout or Ctrl-C still reports what it did.
         let counters = Counters::default();
+        let ctx = JobContext {
+            client,
+            config,
+            job,
+            discovery: &discovery,
+            options,
+            gate: gate(job),
+            counters: &counters,
+        };
         let started = Instant::now();
         let work = async {
             match job.job_type() {
-                JobType::Create => {
-                    run_job(
-                        client, config, job, &objects, &discovery, options, &counters,
-                    )
-                    .await
-                }
-                _ => {
-                    selected::run_selected_job(client, config, job, &discovery, options, &counters)
-                        .await
-                }
+                JobType::Create => run_create_job(&ctx, &objects).await,
+                _ => selected::run_selected_job(&ctx).await,
             }
         };
         let stopped = tokio::select! {
             result = work => {
                 results.push(result?);
+                created.push((job, objects));
                 if let Some(pause) = job.raw.job_pause {
                     tracing::info!(job = job.name(), "pausing for {}", humantime::format_duration(pause));
                     tokio::select! {
@@ -218,18 +260,40 @@ pub async fn run(
         results.push(counters.partial(job.name(), objects.len() as u64, started.elapsed()));
         return Ok((results, stopped));
     }
-    if config.global.gc {
-        let gc = destroy(client, &config.uuid);
-        tokio::select! {
-            done = gc => { done?; }
-            _ = tokio::time::sleep_until(deadline) => return Ok((results, Outcome::TimedOut)),
-            _ = options.cancel.cancelled() => return Ok((results, Outcome::Interrupted)),
+    let finish = async {
+        if config.global.wait_when_finished {
+            // After all jobs, everything the create jobs made, ready together.
+            for (job, objects) in created.iter().filter(|(j, _)| j.job_type() == JobType::Create) {
+                let counters = Counters::default();
+                let ctx = JobContext {
+                    client,
+                    config,
+                    job,
+                    discovery: &discovery,
+                    options,
+                    gate: None,
+                    counters: &counters,
+                };
+                let ready = ready::wait_until_ready(&ctx, objects, None).await;
+                if let Some(result) = results.iter_mut().find(|r| r.name == job.name()) {
+                    result.ready &= ready;
+                }
+            }
         }
+        if config.global.gc {
+            cleanup::destroy(client, &config.uuid).await?;
+        }
+        Ok::<_, RunError>(())
+    };
+    tokio::select! {
+        done = finish => { done?; }
+        _ = tokio::time::sleep_until(deadline) => return Ok((results, Outcome::TimedOut)),
+        _ = options.cancel.cancelled() => return Ok((results, Outcome::Interrupted)),
     }
     Ok((results, Outcome::Completed))
 }
 
-fn resolve(
+pub(super) fn resolve(
     discovery: &Discovery,
     job: &Job,
     object: &PlannedObject,
@@ -258,103 +322,82 @@ pub(super) fn gate(job: &Job) -> Option<DefaultDirectRateLimiter> {
     Some(RateLimiter::direct(quota))
 }
 
-async fn run_job(
-    client: &kube::Client,
-    config: &Config,
-    job: &Job,
+/// What every step of a job needs.
+pub(super) struct JobContext<'a> {
+    pub(super) client: &'a kube::Client,
+    pub(super) config: &'a Config,
+    pub(super) job: &'a Job,
+    pub(super) discovery: &'a Discovery,
+    pub(super) options: &'a RunOptions,
+    pub(super) gate: Option<DefaultDirectRateLimiter>,
+    pub(super) counters: &'a Counters,
+}
+
+async fn run_create_job(
+    ctx: &JobContext<'_>,
     objects: &[PlannedObject],
-    discovery: &Discovery,
-    options: &RunOptions,
-    counters: &Counters,
 ) -> Result<JobResult, RunError> {
+    let job = ctx.job;
     let name = job.name();
-    let gate = gate(job);
+    if job.raw.cleanup {
+        // What an earlier run with this uuid left of this job goes first, so the counts
+        // that follow are this run's own.
+        let removed = cleanup::destroy_job(ctx.client, &ctx.config.uuid, name).await?;
+        if removed != cleanup::Removed::default() {
+            tracing::info!(
+                job = name,
+                namespaces = removed.namespaces,
+                objects = removed.objects,
+                "removed what an earlier run with this uuid left"
+            );
+        }
+    }
+    if job.raw.pre_load_images {
+        preload::pull_images(ctx, objects).await?;
+    }
     let started = Instant::now();
     tracing::info!(job = name, objects = objects.len(), "creating");
 
-    let namespaces: BTreeSet<&str> = objects
-        .iter()
-        .filter(|o| o.manifest.pointer("/metadata/namespace").is_none())
-        .filter_map(|o| o.namespace.as_deref())
-        .collect();
-    for namespace in &namespaces {
-        create_namespace(
-            client,
-            config,
-            job,
-            namespace,
-            &options.run_id,
-            gate.as_ref(),
-            counters,
-        )
-        .await?;
-    }
-
-    // With a jobIterationDelay the iterations go one after another, with the pause between
-    // them; without, all objects stream through the gate at once.
-    let batches: Vec<&[PlannedObject]> = match job.raw.job_iteration_delay {
-        Some(_) => objects
+    // Iterations go one after another when there is a pause between them or a wait after
+    // each; otherwise all objects stream through the gate at once.
+    let by_iteration = job.raw.job_iteration_delay.is_some() || job.raw.pod_wait;
+    let batches: Vec<&[PlannedObject]> = if by_iteration {
+        objects
             .chunk_by(|a, b| a.iteration == b.iteration)
-            .collect(),
-        None => vec![objects],
+            .collect()
+    } else {
+        vec![objects]
     };
+    // Namespaces go first, all of them unless iterations go one by one and the job does
+    // not ask for them up front.
+    let mut namespaces_made = 0u64;
+    if !by_iteration || job.raw.pre_create_namespaces {
+        namespaces_made += create_namespaces(ctx, objects).await?;
+    }
+    let mut ready = true;
     for (n, batch) in batches.iter().enumerate() {
-        if n > 0 {
-            tokio::time::sleep(job.raw.job_iteration_delay.unwrap_or_default()).await;
+        if n > 0
+            && let Some(delay) = job.raw.job_iteration_delay
+        {
+            tokio::time::sleep(delay).await;
         }
-        let writes = futures::stream::iter(batch.iter().enumerate().map(|(index, object)| {
-            let gate = gate.as_ref();
-            async move {
-                let Ok((resource, capabilities)) = resolve(discovery, job, object) else {
-                    counters.errors.fetch_add(1, Ordering::Relaxed);
-                    return;
-                };
-                let mut manifest = object.manifest.clone();
-                let object_labels = labels::object_labels(
-                    &config.uuid,
-                    name,
-                    &options.run_id,
-                    object.object,
-                    object.iteration,
-                    object.replica,
-                );
-                labels::apply(&mut manifest, &object_labels);
-                let api: Api<DynamicObject> = match (&capabilities.scope, &object.namespace) {
-                    (Scope::Namespaced, Some(namespace)) => {
-                        Api::namespaced_with(client.clone(), namespace, &resource)
-                    }
-                    (Scope::Namespaced, None) => {
-                        Api::default_namespaced_with(client.clone(), &resource)
-                    }
-                    (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
-                };
-                let Ok(dynamic) = serde_json::from_value::<DynamicObject>(manifest) else {
-                    counters.errors.fetch_add(1, Ordering::Relaxed);
-                    return;
-                };
-                if create_with_retries(&api, &dynamic, gate, counters).await {
-                    counters.created.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    tracing::warn!(job = name, index, "creating an object failed");
-                }
-            }
-        }))
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<()>>();
-        writes.await;
+        if by_iteration && !job.raw.pre_create_namespaces {
+            namespaces_made += create_namespaces(ctx, batch).await?;
+        }
+        create_objects(ctx, batch.iter()).await;
+        if job.raw.pod_wait {
+            ready &= ready::wait_until_ready(ctx, batch, Some(batch[0].iteration)).await;
+        }
     }
     let create_time = started.elapsed();
-    let created = counters.created.load(Ordering::Relaxed);
+    let created = ctx.counters.created.load(Ordering::Relaxed);
     let mut result = JobResult {
         name: name.to_string(),
         expected: objects.len() as u64,
         created,
-        namespaces: namespaces.len() as u64,
-        errors: counters.errors.load(Ordering::Relaxed),
-        retries: counters.retries.load(Ordering::Relaxed),
+        namespaces: namespaces_made,
         create_time,
-        achieved_rate: (created + namespaces.len() as u64) as f64
-            / create_time.as_secs_f64().max(1e-9),
+        achieved_rate: (created + namespaces_made) as f64 / create_time.as_secs_f64().max(1e-9),
         ..JobResult::default()
     };
     tracing::info!(
@@ -364,16 +407,9 @@ async fn run_job(
         "created"
     );
 
-    let selector = format!(
-        "{}={},{}={}",
-        labels::RUN_ID,
-        options.run_id,
-        labels::JOB,
-        name
-    );
-    if job.raw.wait_when_finished || job.raw.pod_wait {
+    if job.raw.wait_when_finished {
         let wait_started = Instant::now();
-        wait_until_ready(client, job, objects, discovery, &selector).await;
+        ready &= ready::wait_until_ready(ctx, objects, None).await;
         result.wait_time = Some(wait_started.elapsed());
         tracing::info!(
             job = name,
@@ -381,15 +417,98 @@ async fn run_job(
             "ready"
         );
     }
+    if let Some(churn) = job.raw.churn_config.as_ref().filter(|c| churn::enabled(c)) {
+        let (summary, churn_ready) = churn::churn(ctx, objects, churn).await?;
+        result.churn = Some(summary);
+        ready &= churn_ready;
+    }
+    result.ready = ready;
     if job.raw.verify_objects {
-        let (found, passed) = verify(client, job, objects, discovery, &selector).await;
+        let (found, passed) = ready::verify(ctx, objects).await;
         result.verification_passed = Some(passed);
         result.verified = Some(found);
     }
+    result.errors = ctx.counters.errors.load(Ordering::Relaxed);
+    result.retries = ctx.counters.retries.load(Ordering::Relaxed);
     if job.raw.gc {
-        destroy_job(client, &config.uuid, name).await?;
+        cleanup::destroy_job(ctx.client, &ctx.config.uuid, name).await?;
     }
     Ok(result)
+}
+
+/// Creates the job's namespaces that `objects` go to; returns how many.
+pub(super) async fn create_namespaces(
+    ctx: &JobContext<'_>,
+    objects: &[PlannedObject],
+) -> Result<u64, RunError> {
+    let namespaces: BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| o.manifest.pointer("/metadata/namespace").is_none())
+        .filter_map(|o| o.namespace.as_deref())
+        .collect();
+    for namespace in &namespaces {
+        create_namespace(ctx, namespace).await?;
+    }
+    Ok(namespaces.len() as u64)
+}
+
+/// Creates `objects` through the job's gate, at most [`CONCURRENCY`] at once, with the
+/// job's labels; counts what was created and what failed.
+pub(super) async fn create_objects<'a>(
+    ctx: &JobContext<'_>,
+    objects: impl Iterator<Item = &'a PlannedObject>,
+) {
+    let writes = futures::stream::iter(objects.map(|object| async move {
+        let job = ctx.job;
+        let Ok((resource, capabilities)) = resolve(ctx.discovery, job, object) else {
+            ctx.counters.errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let mut manifest = object.manifest.clone();
+        let object_labels = labels::object_labels(
+            &ctx.config.uuid,
+            job.name(),
+            &ctx.options.run_id,
+            object.object,
+            object.iteration,
+            object.replica,
+        );
+        labels::apply(&mut manifest, &object_labels);
+        let api = object_api(ctx.client, &resource, &capabilities, object);
+        let Ok(dynamic) = serde_json::from_value::<DynamicObject>(manifest) else {
+            ctx.counters.errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if create_with_retries(&api, &dynamic, ctx.gate.as_ref(), ctx.counters).await {
+            ctx.counters.created.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tracing::warn!(
+                job = job.name(),
+                iteration = object.iteration,
+                replica = object.replica,
+                "creating an object failed"
+            );
+        }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .collect::<Vec<()>>();
+    writes.await;
+}
+
+/// The API of the namespace (or cluster) a planned object lives in.
+pub(super) fn object_api(
+    client: &kube::Client,
+    resource: &ApiResource,
+    capabilities: &ApiCapabilities,
+    object: &PlannedObject,
+) -> Api<DynamicObject> {
+    match (&capabilities.scope, &object.namespace) {
+        (Scope::Namespaced, Some(namespace)) => {
+            Api::namespaced_with(client.clone(), namespace, resource)
+        }
+        (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), resource),
+        (Scope::Cluster, _) => Api::all_with(client.clone(), resource),
+    }
 }
 
 #[derive(Default)]
@@ -417,19 +536,13 @@ impl Counters {
     }
 }
 
-async fn create_namespace(
-    client: &kube::Client,
-    config: &Config,
-    job: &Job,
-    name: &str,
-    run_id: &str,
-    gate: Option<&DefaultDirectRateLimiter>,
-    counters: &Counters,
-) -> Result<(), RunError> {
+
+async fn create_namespace(ctx: &JobContext<'_>, name: &str) -> Result<(), RunError> {
+    let job = ctx.job;
     let mut labels: BTreeMap<String, String> = job.raw.namespace_labels.clone();
-    labels.insert(labels::UUID.into(), config.uuid.clone());
+    labels.insert(labels::UUID.into(), ctx.config.uuid.clone());
     labels.insert(labels::JOB.into(), job.name().into());
-    labels.insert(labels::RUN_ID.into(), run_id.into());
+    labels.insert(labels::RUN_ID.into(), ctx.options.run_id.clone());
     let namespace: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -437,9 +550,9 @@ async fn create_namespace(
     }))
     .expect("a namespace from known fields");
     let api: Api<DynamicObject> =
-        Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()));
+        Api::all_with(ctx.client.clone(), &ApiResource::erase::<Namespace>(&()));
     // A namespace that exists already is used as it is, as kube-burner does.
-    let created = send(gate, counters, |_| async {
+    let created = send(ctx.gate.as_ref(), ctx.counters, |_| async {
         match api.create(&PostParams::default(), &namespace).await {
             Err(kube::Error::Api(status)) if status.is_already_exists() => {
                 tracing::info!(namespace = name, "namespace exists already; using it");
@@ -505,221 +618,3 @@ where
     None
 }
 
-/// What a job created, grouped as verification and waiting see it: by the object's index
-/// in the job (the `kube-burner.io/index` label) and kind. Grouping by index keeps the pods
-/// of a Deployment, which carry the job's labels too, apart from the job's own pods.
-struct Group {
-    index: usize,
-    resource: ApiResource,
-    expected: u64,
-}
-
-fn groups(job: &Job, objects: &[PlannedObject], discovery: &Discovery) -> Vec<Group> {
-    let mut groups: BTreeMap<(usize, String), Group> = BTreeMap::new();
-    for object in objects {
-        if let Ok((resource, _)) = resolve(discovery, job, object) {
-            groups
-                .entry((object.object, resource.kind.clone()))
-                .or_insert(Group {
-                    index: object.object,
-                    resource,
-                    expected: 0,
-                })
-                .expected += 1;
-        }
-    }
-    groups.into_values().collect()
-}
-
-fn group_selector(selector: &str, group: &Group) -> String {
-    format!("{selector},{}={}", labels::INDEX, group.index)
-}
-
-/// Objects found per `index/kind`, and whether every group has what was created.
-async fn verify(
-    client: &kube::Client,
-    job: &Job,
-    objects: &[PlannedObject],
-    discovery: &Discovery,
-    selector: &str,
-) -> (BTreeMap<String, u64>, bool) {
-    let mut found = BTreeMap::new();
-    let groups = groups(job, objects, discovery);
-    // Objects of a kind that does not resolve were not created: that is a failure too.
-    let grouped: u64 = groups.iter().map(|g| g.expected).sum();
-    let mut passed = grouped == objects.len() as u64;
-    for group in groups {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &group.resource);
-        let params = ListParams::default().labels(&group_selector(selector, &group));
-        let count = api
-            .list_metadata(&params)
-            .await
-            .map_or(0, |l| l.items.len() as u64);
-        passed &= count == group.expected;
-        found.insert(format!("{}/{}", group.index, group.resource.kind), count);
-    }
-    (found, passed)
-}
-
-/// Waits, by watching, until every created object of a kind with a notion of readiness is
-/// ready: Pods Running and Ready; Deployments, ReplicaSets, StatefulSets with all replicas
-/// ready; DaemonSets with every scheduled pod ready; Jobs complete.
-async fn wait_until_ready(
-    client: &kube::Client,
-    job: &Job,
-    objects: &[PlannedObject],
-    discovery: &Discovery,
-    selector: &str,
-) {
-    let waits = groups(job, objects, discovery).into_iter().filter_map(|group| {
-        let is_ready = readiness(&group.resource.kind)?;
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &group.resource);
-        let selector = group_selector(selector, &group);
-        Some(async move {
-            let mut ready: HashMap<String, bool> = HashMap::new();
-            let mut events = watcher::watcher(api, watcher::Config::default().labels(&selector)).boxed();
-            while (ready.values().filter(|r| **r).count() as u64) < group.expected {
-                match events.try_next().await {
-                    Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
-                        let value = serde_json::to_value(&o).unwrap_or_default();
-                        ready.insert(o.metadata.uid.clone().unwrap_or_default(), is_ready(&value));
-                    }
-                    Ok(Some(watcher::Event::Delete(o))) => {
-                        ready.remove(&o.metadata.uid.unwrap_or_default());
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(e) => tracing::warn!(kind = %group.resource.kind, "watch failed; retrying: {e}"),
-                }
-            }
-        })
-    });
-    futures::future::join_all(waits).await;
-}
-
-fn readiness(kind: &str) -> Option<fn(&Value) -> bool> {
-    fn number(v: &Value, pointer: &str) -> i64 {
-        v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
-    }
-    fn condition(v: &Value, kind: &str) -> bool {
-        v.pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|c| c.iter().any(|c| c["type"] == kind && c["status"] == "True"))
-    }
-    Some(match kind {
-        "Pod" => |v| v.pointer("/status/phase") == Some(&json!("Running")) && condition(v, "Ready"),
-        "Deployment" | "ReplicaSet" | "StatefulSet" => |v| {
-            let wanted = v
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            number(v, "/status/readyReplicas") >= wanted
-        },
-        "DaemonSet" => |v| {
-            number(v, "/status/numberReady") >= number(v, "/status/desiredNumberScheduled")
-                && v.pointer("/status/desiredNumberScheduled").is_some()
-        },
-        "Job" => |v| condition(v, "Complete"),
-        _ => return None,
-    })
-}
-
-/// Removes everything run `uuid` created: its namespaces (with all inside) and its
-/// cluster-scoped objects, and waits until they are gone.
-pub async fn destroy(client: &kube::Client, uuid: &str) -> Result<u64, RunError> {
-    let selector = format!("{}={uuid}", labels::UUID);
-    let namespaces = delete_namespaces(client, uuid, &selector).await?;
-    delete_cluster_scoped(client, uuid, &selector).await?;
-    Ok(namespaces)
-}
-
-/// Deletes the run's cluster-scoped objects (CRDs, ClusterRoles, ...) of every kind the
-/// cluster serves; deleting a CRD also removes its custom resources.
-async fn delete_cluster_scoped(
-    client: &kube::Client,
-    uuid: &str,
-    selector: &str,
-) -> Result<(), RunError> {
-    let error = |source| RunError::Cleanup {
-        uuid: uuid.to_string(),
-        source,
-    };
-    let discovery = Discovery::new(client.clone())
-        .run_aggregated()
-        .await
-        .map_err(RunError::Discovery)?;
-    let params = ListParams::default().labels(selector);
-    let mut deleted = Vec::new();
-    for group in discovery.groups() {
-        for (resource, capabilities) in group.recommended_resources() {
-            let deletable = capabilities.supports_operation(kube::discovery::verbs::LIST)
-                && capabilities.supports_operation(kube::discovery::verbs::DELETE);
-            if capabilities.scope != Scope::Cluster || !deletable || resource.kind == "Namespace" {
-                continue;
-            }
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-            let Ok(list) = api.list_metadata(&params).await else {
-                continue;
-            };
-            if list.items.is_empty() {
-                continue;
-            }
-            for name in list.items.into_iter().filter_map(|o| o.metadata.name) {
-                match api.delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(status)) if status.is_not_found() => {}
-                    Err(e) => return Err(error(e)),
-                }
-            }
-            deleted.push(api);
-        }
-    }
-    // A CRD lingers until its finalizer has removed every custom resource of it: wait, so
-    // that a finished gc means nothing of the run is left.
-    for api in &deleted {
-        wait::until_gone(api, selector).await;
-    }
-    Ok(())
-}
-
-async fn destroy_job(client: &kube::Client, uuid: &str, job: &str) -> Result<u64, RunError> {
-    delete_namespaces(
-        client,
-        uuid,
-        &format!("{}={uuid},{}={job}", labels::UUID, labels::JOB),
-    )
-    .await
-}
-
-async fn delete_namespaces(
-    client: &kube::Client,
-    uuid: &str,
-    selector: &str,
-) -> Result<u64, RunError> {
-    let error = |source| RunError::Cleanup {
-        uuid: uuid.to_string(),
-        source,
-    };
-    let api: Api<Namespace> = Api::all(client.clone());
-    let params = ListParams::default().labels(selector);
-    let names: Vec<String> = api
-        .list_metadata(&params)
-        .await
-        .map_err(error)?
-        .items
-        .into_iter()
-        .filter_map(|n| n.metadata.name)
-        .collect();
-    for name in &names {
-        match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.is_not_found() => {}
-            Err(e) => return Err(error(e)),
-        }
-    }
-    // Gone means gone: wait until the namespaces (and so everything in them) have vanished.
-    let dynamic: Api<DynamicObject> =
-        Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()));
-    wait::until_gone(&dynamic, selector).await;
-    Ok(names.len() as u64)
-}

@@ -5,14 +5,16 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use kube::runtime::watcher;
 use kube::api::{
     Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
 use kube::discovery::{ApiResource, Discovery, Scope};
 use serde_json::{Value, json};
 
-use super::run::{Counters, JobResult, RunError, RunOptions, gate, send};
+use super::run::{JobContext, JobResult, RunError, send};
+use crate::config::raw::ExecutionMode;
 use crate::config::{Config, Job, JobType, Object};
 use crate::template::go::RenderOptions;
 
@@ -22,6 +24,7 @@ const CONCURRENCY: usize = 32;
 /// How a patch object's rendered template is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchKind {
+    Json,
     Merge,
     Strategic,
     Apply,
@@ -30,6 +33,7 @@ pub enum PatchKind {
 impl PatchKind {
     pub fn parse(patch_type: &str) -> Option<Self> {
         match patch_type {
+            "application/json-patch+json" => Some(PatchKind::Json),
             "application/merge-patch+json" => Some(PatchKind::Merge),
             "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
             "application/apply-patch+yaml" => Some(PatchKind::Apply),
@@ -87,22 +91,26 @@ pub(super) fn render_patch(
         .parsed
         .render(&data, &options)
         .map_err(|e| RunError::Plan(e.into()))?;
-    serde_saphyr::from_str(&rendered).map_err(|e| RunError::Patch {
+    let patch_error = |message: String| RunError::Patch {
         job: job.name().into(),
         template: template.file.display().to_string(),
-        message: e.without_snippet().to_string(),
-    })
+        message,
+    };
+    let patch: Value =
+        serde_saphyr::from_str(&rendered).map_err(|e| patch_error(e.without_snippet().to_string()))?;
+    let patch_kind = object.raw.patch_type.as_deref().and_then(PatchKind::parse);
+    if patch_kind == Some(PatchKind::Json)
+        && let Err(e) = serde_json::from_value::<json_patch::Patch>(patch.clone())
+    {
+        return Err(patch_error(format!(
+            "not a JSON patch (a list of {{op, path, value}} operations): {e}"
+        )));
+    }
+    Ok(patch)
 }
 
-pub(super) async fn run_selected_job(
-    client: &kube::Client,
-    config: &Config,
-    job: &Job,
-    discovery: &Discovery,
-    options: &RunOptions,
-    counters: &Counters,
-) -> Result<JobResult, RunError> {
-    let gate = gate(job);
+pub(super) async fn run_selected_job(ctx: &JobContext<'_>) -> Result<JobResult, RunError> {
+    let job = ctx.job;
     let started = Instant::now();
     let mut expected = 0u64;
     // A delete job runs once, whatever its jobIterations, as in kube-burner.
@@ -111,9 +119,17 @@ pub(super) async fn run_selected_job(
     } else {
         job.raw.job_iterations
     };
+    // Patch jobs go in parallel unless told otherwise; delete and read jobs go one object
+    // after another only when asked.
+    let sequential = job.raw.execution_mode == Some(ExecutionMode::Sequential);
     for iteration in 0..iterations {
+        if iteration > 0
+            && let Some(delay) = job.raw.job_iteration_delay
+        {
+            tokio::time::sleep(delay).await;
+        }
         for object in &job.objects {
-            let (resource, scope) = resolve_selected(discovery, job, object)?;
+            let (resource, scope) = resolve_selected(ctx.discovery, job, object)?;
             let selector = object
                 .raw
                 .label_selector
@@ -121,9 +137,12 @@ pub(super) async fn run_selected_job(
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(",");
-            let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let all: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
             let params = ListParams::default().labels(&selector);
-            let listed = send(gate.as_ref(), counters, |_| all.list_metadata(&params)).await;
+            let listed = send(ctx.gate.as_ref(), ctx.counters, |_| {
+                all.list_metadata(&params)
+            })
+            .await;
             let items: Vec<(Option<String>, String)> = listed
                 .map(|list| {
                     list.items
@@ -135,95 +154,138 @@ pub(super) async fn run_selected_job(
             expected += items.len() as u64;
             let patch = match job.job_type() {
                 JobType::Patch => Some(render_patch(
-                    config,
+                    ctx.config,
                     job,
                     object,
                     iteration,
-                    &options.run_id,
+                    &ctx.options.run_id,
                 )?),
                 _ => None,
             };
             let patch_kind = object.raw.patch_type.as_deref().and_then(PatchKind::parse);
-            let requests = futures::stream::iter(items.iter().map(|(namespace, name)| {
-                let api: Api<DynamicObject> = match (&scope, namespace) {
-                    (Scope::Namespaced, Some(ns)) => {
-                        Api::namespaced_with(client.clone(), ns, &resource)
+            let api_of = |namespace: &Option<String>| match (&scope, namespace) {
+                (Scope::Namespaced, Some(ns)) => {
+                    Api::namespaced_with(ctx.client.clone(), ns, &resource)
+                }
+                _ => all.clone(),
+            };
+            if sequential {
+                for (n, (namespace, name)) in items.iter().enumerate() {
+                    if n > 0
+                        && let Some(delay) = job.raw.object_delay
+                    {
+                        tokio::time::sleep(delay).await;
                     }
-                    _ => Api::all_with(client.clone(), &resource),
-                };
-                let (gate, patch) = (gate.as_ref(), patch.as_ref());
-                async move {
-                    let done = match job.job_type() {
-                        JobType::Delete => send(gate, counters, |_| async {
-                            match api.delete(name, &DeleteParams::default()).await {
-                                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
-                                other => other.map(|_| ()),
-                            }
-                        })
-                        .await
-                        .is_some(),
-                        JobType::Read => send(gate, counters, |_| api.get(name)).await.is_some(),
-                        _ => {
-                            let body = patch.expect("rendered for patch jobs");
-                            send(gate, counters, |_| async {
-                                let result = match patch_kind {
-                                    Some(PatchKind::Merge) => {
-                                        api.patch(
-                                            name,
-                                            &PatchParams::default(),
-                                            &Patch::Merge(body),
-                                        )
-                                        .await
-                                    }
-                                    Some(PatchKind::Strategic) => {
-                                        api.patch(
-                                            name,
-                                            &PatchParams::default(),
-                                            &Patch::Strategic(body),
-                                        )
-                                        .await
-                                    }
-                                    _ => {
-                                        api.patch(
-                                            name,
-                                            &PatchParams::apply("burner").force(),
-                                            &Patch::Apply(body),
-                                        )
-                                        .await
-                                    }
-                                };
-                                result.map(|_| ())
-                            })
-                            .await
-                            .is_some()
-                        }
-                    };
-                    if done {
-                        counters.created.fetch_add(1, Ordering::Relaxed);
+                    let api = api_of(namespace);
+                    act(ctx, &api, name, patch.as_ref(), patch_kind).await;
+                    if job.raw.object_wait {
+                        until_ready(&api, name, &resource.kind).await;
                     }
                 }
-            }))
-            .buffer_unordered(CONCURRENCY)
-            .collect::<Vec<()>>();
-            requests.await;
-            if job.job_type() == JobType::Delete && job.raw.wait_for_deletion {
-                super::wait::until_gone(&all, &selector).await;
+            } else {
+                futures::stream::iter(items.iter().map(|(namespace, name)| {
+                    let api = api_of(namespace);
+                    let patch = patch.as_ref();
+                    async move { act(ctx, &api, name, patch, patch_kind).await }
+                }))
+                .buffer_unordered(CONCURRENCY)
+                .collect::<Vec<()>>()
+                .await;
             }
-        }
-        if let Some(delay) = job.raw.job_iteration_delay {
-            tokio::time::sleep(delay).await;
+            if job.job_type() == JobType::Delete && job.raw.wait_for_deletion {
+                super::wait::until_gone(&all, &selector, |_| true).await;
+            }
         }
     }
     let elapsed = started.elapsed();
-    let done = counters.created.load(Ordering::Relaxed);
+    let done = ctx.counters.created.load(Ordering::Relaxed);
     Ok(JobResult {
         name: job.name().into(),
         expected,
         created: done,
-        errors: counters.errors.load(Ordering::Relaxed),
-        retries: counters.retries.load(Ordering::Relaxed),
+        errors: ctx.counters.errors.load(Ordering::Relaxed),
+        retries: ctx.counters.retries.load(Ordering::Relaxed),
         create_time: elapsed,
         achieved_rate: done as f64 / elapsed.as_secs_f64().max(1e-9),
         ..JobResult::default()
     })
+}
+
+/// Deletes, reads or patches one object through the job's gate, counting it when done.
+async fn act(
+    ctx: &JobContext<'_>,
+    api: &Api<DynamicObject>,
+    name: &str,
+    patch: Option<&Value>,
+    patch_kind: Option<PatchKind>,
+) {
+    let (gate, counters) = (ctx.gate.as_ref(), ctx.counters);
+    let done = match ctx.job.job_type() {
+        JobType::Delete => send(gate, counters, |_| async {
+            match api.delete(name, &DeleteParams::default()).await {
+                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+                other => other.map(|_| ()),
+            }
+        })
+        .await
+        .is_some(),
+        JobType::Read => send(gate, counters, |_| api.get(name)).await.is_some(),
+        _ => {
+            let body = patch.expect("rendered for patch jobs");
+            send(gate, counters, |_| async {
+                let params = PatchParams::default();
+                let result = match patch_kind {
+                    Some(PatchKind::Json) => {
+                        let operations: json_patch::Patch = serde_json::from_value(body.clone())
+                            .expect("checked when the patch was rendered");
+                        api.patch(name, &params, &Patch::Json::<()>(operations))
+                            .await
+                    }
+                    Some(PatchKind::Merge) => api.patch(name, &params, &Patch::Merge(body)).await,
+                    Some(PatchKind::Strategic) => {
+                        api.patch(name, &params, &Patch::Strategic(body)).await
+                    }
+                    _ => {
+                        api.patch(
+                            name,
+                            &PatchParams::apply("burner").force(),
+                            &Patch::Apply(body),
+                        )
+                        .await
+                    }
+                };
+                result.map(|_| ())
+            })
+            .await
+            .is_some()
+        }
+    };
+    if done {
+        counters.created.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `objectWait`: watches one object until its kind's readiness rule holds (at once for a
+/// kind without one).
+async fn until_ready(api: &Api<DynamicObject>, name: &str, kind: &str) {
+    let Some(is_ready) = super::ready::kind_readiness(kind) else {
+        return;
+    };
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher::watcher(api.clone(), config).boxed();
+    loop {
+        match events.try_next().await {
+            Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
+                if is_ready(&serde_json::to_value(&o).unwrap_or_default()) {
+                    return;
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(object = name, "watch failed; retrying: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
 }

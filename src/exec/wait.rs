@@ -4,8 +4,12 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher;
 
-/// Watches until nothing matches `selector` any more.
-pub(super) async fn until_gone(api: &Api<DynamicObject>, selector: &str) {
+/// Watches until no object that matches `selector` and `counts` is left.
+pub(super) async fn until_gone(
+    api: &Api<DynamicObject>,
+    selector: &str,
+    counts: impl Fn(&DynamicObject) -> bool,
+) {
     let mut present = std::collections::HashSet::new();
     let mut listed = false;
     let mut events =
@@ -14,14 +18,19 @@ pub(super) async fn until_gone(api: &Api<DynamicObject>, selector: &str) {
         match events.try_next().await {
             Ok(Some(watcher::Event::Init)) => present.clear(),
             Ok(Some(watcher::Event::InitApply(o) | watcher::Event::Apply(o))) => {
-                present.insert(o.metadata.uid.unwrap_or_default());
+                if counts(&o) {
+                    present.insert(o.metadata.uid.unwrap_or_default());
+                }
             }
             Ok(Some(watcher::Event::Delete(o))) => {
                 present.remove(&o.metadata.uid.unwrap_or_default());
             }
             Ok(Some(watcher::Event::InitDone)) => listed = true,
             Ok(None) => return,
-            Err(e) => tracing::warn!("watch failed; retrying: {e}"),
+            Err(e) => {
+                tracing::warn!("watch failed; retrying: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
         }
         if listed && present.is_empty() {
             return;
