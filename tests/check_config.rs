@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 
 const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p-{{ .Iteration }}-{{ .Replica }}\nspec:\n  containers:\n    - name: c\n      image: {{ .image }}\n";
 
+/// A cluster at a port nobody listens on (port 1 is reserved and unused).
+const UNREACHABLE_KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters:\n  - name: none\n    cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n  - name: none\n    context: {cluster: none, user: none}\ncurrent-context: none\nusers:\n  - name: none\n    user: {token: none}\n";
+
 /// A folder with a config and templates.
 struct Workload {
     dir: tempfile::TempDir,
@@ -28,6 +31,22 @@ impl Workload {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// `burner init` against a kubeconfig whose server does not exist.
+    fn init_without_cluster(&self, extra: &[&str]) -> Output {
+        let kubeconfig = self.path("unreachable-kubeconfig");
+        std::fs::write(&kubeconfig, UNREACHABLE_KUBECONFIG).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_burner"))
+            .arg("init")
+            .arg("-c")
+            .arg(self.path("config.yml"))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(extra)
+            .env_remove("BURNER_TEST_UNSET")
+            .output()
+            .unwrap()
     }
 
     fn check(&self, extra: &[&str]) -> Output {
@@ -300,8 +319,68 @@ fn bad_input_is_reported_with_where_and_what() {
             vec!["--user-data", "/nonexistent/data.yml"],
             "cannot read /nonexistent/data.yml",
         ),
+        (
+            job(&format!("    watchers:\n      - kind: Pod\n{OBJECTS}")),
+            vec![],
+            vec![],
+            ": jobs[0].watchers: watchers are not supported by burner yet",
+        ),
+        (
+            job(&format!("    hooks:\n      - cmd: [echo]\n        when: beforeJobExecution\n{OBJECTS}")),
+            vec![],
+            vec![],
+            ": jobs[0].hooks: hooks are not supported by burner yet",
+        ),
+        (
+            job("    jobType: delete\n    churnConfig: {cycles: 2}\n    objects:\n      - kind: Pod\n        labelSelector: {a: b}\n"),
+            vec![],
+            vec![],
+            ": jobs[0].churnConfig: churn re-creates what a create job made",
+        ),
+        (
+            job(&format!("    churnConfig: {{cycles: 2, percent: 150}}\n{OBJECTS}")),
+            vec![],
+            vec![],
+            ": jobs[0].churnConfig.percent: 150 is not a percentage",
+        ),
+        (
+            format!("jobs:\n  - name: nons\n    churnConfig: {{cycles: 1}}\n{OBJECTS}"),
+            vec![],
+            vec![],
+            ": jobs[0].churnConfig.mode: churn mode namespaces needs the job to have a namespace",
+        ),
+        (
+            job(&format!("    churnConfig: {{cycles: 1, mode: everything}}\n{OBJECTS}")),
+            vec![],
+            vec![],
+            "6:36: unknown variant `everything`, expected one of namespaces, objects",
+        ),
+        (
+            job(&format!("    executionMode: random\n{OBJECTS}")),
+            vec![],
+            vec![],
+            "unknown variant `random`, expected one of parallel, sequential",
+        ),
+        (
+            job("    objects:\n      - objectTemplate: templates/pod.yml\n        inputVars: {image: pause}\n        waitOptions:\n          customStatusPaths: [{key: '.conditions | length', value: '1'}]\n"),
+            vec![],
+            vec![],
+            ": jobs[0].objects[0].waitOptions.customStatusPaths[0].key: `.conditions | length`: `length` is not supported",
+        ),
+        (
+            job("    jobType: patch\n    objects:\n      - kind: Pod\n        labelSelector: {a: b}\n        objectTemplate: templates/pod.yml\n        patchType: application/xml\n"),
+            vec![],
+            vec![],
+            ": jobs[0].objects[0].patchType: `application/xml` is not one of application/json-patch+json",
+        ),
+        (
+            format!("global:\n  waitWhenFinished: true\njobs:\n  - name: gc\n    namespace: ns\n    gc: true\n{OBJECTS}"),
+            vec![],
+            vec![],
+            ": jobs[0].gc: a job that removes its objects right after it cannot be waited for by global.waitWhenFinished",
+        ),
     ];
-    assert!(cases.len() >= 25);
+    assert!(cases.len() >= 30);
     for (config, files, args, expected) in cases {
         let mut workload = Workload::new(&config);
         for (name, text) in files {
@@ -311,6 +390,16 @@ fn bad_input_is_reported_with_where_and_what() {
         assert!(
             error.contains(expected),
             "config:\n{config}\nexpected `{expected}` in:\n{error}"
+        );
+        // `burner init` refuses the same config with the same error before it contacts
+        // the cluster at all: its kubeconfig names a server nobody listens on, so any
+        // attempt to write would have failed with a connection error instead.
+        let init = workload.init_without_cluster(&args);
+        assert_eq!(init.status.code(), Some(1), "{}", stderr(&init));
+        assert!(
+            stderr(&init).contains(expected),
+            "init, config:\n{config}\nexpected `{expected}` in:\n{}",
+            stderr(&init)
         );
         let path = config_path(&workload);
         let names_a_file = error.contains(&path)
