@@ -15,6 +15,7 @@ pub mod hollow;
 pub mod jq;
 pub mod local;
 pub mod plan;
+pub mod results;
 pub mod rng;
 pub mod shutdown;
 pub mod template;

@@ -178,11 +178,12 @@ fn a_run_that_times_out_exits_2_and_says_how_to_clean_up() {
     let uuid = format!("77777777-2222-4333-8444-{:012}", std::process::id());
     let path = dir.path().join("config.yml");
     let started = std::time::Instant::now();
+    let results = dir.path().join("results");
     let run = init(
         path.to_str().unwrap(),
         &kubeconfig,
         &uuid,
-        &["--timeout", "3s"],
+        &["--timeout", "3s", "--output-dir", results.to_str().unwrap()],
     );
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
     assert!(
@@ -199,6 +200,18 @@ fn a_run_that_times_out_exits_2_and_says_how_to_clean_up() {
     let done: u64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!((3..=10).contains(&done), "{row}");
     assert!(row.ends_with("(stopped)"), "{row}");
+    // The partial results are written too.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("jobSummary.json")).unwrap())
+            .unwrap();
+    let job = &summary[0];
+    assert_eq!(job["metricName"], "jobSummary");
+    assert_eq!(job["uuid"], uuid.as_str());
+    assert_eq!(job["jobConfig"]["name"], "slow");
+    assert_eq!(job["passed"], false);
+    assert_eq!(job["executionErrors"], "the run timed out");
+    assert_eq!(job["objectsDone"], done);
+    assert!(job["elapsedTime"].as_f64().unwrap() >= 2.5, "{job}");
     assert!(
         text(&run).contains(&format!("burner destroy --uuid {uuid}")),
         "{}",

@@ -9,12 +9,16 @@ use clap::Args;
 
 use super::check::ConfigArgs;
 use crate::config;
+use crate::results;
 use crate::exec::cleanup;
 use crate::exec::run::{self, JobResult, Outcome, RunOptions};
 use crate::exec::{ClientOptions, connect};
 use crate::hollow::{HollowFleet, HollowOptions};
 use crate::local::{LocalCluster, LocalOptions};
 use crate::rng::SplitMix64;
+
+/// How long a run may take when neither `--timeout` nor `global.timeout` says.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
 
 #[derive(Debug, Clone, Args)]
 pub struct InitArgs {
@@ -28,12 +32,16 @@ pub struct InitArgs {
     pub kubeconfig: Option<PathBuf>,
     #[arg(long)]
     pub context: Option<String>,
-    /// Stop the run after this long (exit code 2).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "4h")]
-    pub timeout: Duration,
+    /// Stop the run after this long (exit code 2) [default: the config's global.timeout,
+    /// else 4h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
     /// Run against a throwaway local cluster with hollow nodes, stopped afterwards.
     #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
     pub local: bool,
+    /// Write the results (jobSummary.json) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
     /// Hollow nodes of the local cluster (with --local).
     #[arg(long, default_value_t = 10, requires = "local")]
     pub nodes: u32,
@@ -58,7 +66,12 @@ pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let cancel = crate::shutdown::on_signal().context("cannot listen for Ctrl-C")?;
     let run_options = RunOptions {
         run_id: rng.uuid_v4(),
-        timeout: args.timeout,
+        // The flag wins over the config, as it should; kube-burner's flag default hides
+        // the config's value entirely.
+        timeout: args
+            .timeout
+            .or(config.global.timeout)
+            .unwrap_or(DEFAULT_TIMEOUT),
         cancel,
     };
     eprintln!("run {uuid} of {}", args.config.config.display());
@@ -74,7 +87,7 @@ pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             // Earlier jobs may have created objects before the failure.
             eprintln!("if this run created anything, remove it with: burner destroy --uuid {uuid}");
         }
-        return report(outcome?, &config, &uuid, false);
+        return report(outcome?, &config, args, &run_options.run_id, false);
     }
 
     let mut local = LocalOptions::new(format!("init-{}", std::process::id()));
@@ -100,15 +113,22 @@ pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     }
     .await;
     cluster.stop().await?;
-    report(outcome?, &config, &uuid, true)
+    report(outcome?, &config, args, &run_options.run_id, true)
 }
 
 fn report(
     (jobs, outcome): (Vec<JobResult>, Outcome),
     config: &config::Config,
-    uuid: &str,
+    args: &InitArgs,
+    run_id: &str,
     local: bool,
 ) -> anyhow::Result<ExitCode> {
+    let uuid = &config.uuid;
+    if let Some(dir) = &args.output_dir {
+        let summaries = results::job_summaries(&jobs, outcome, config, run_id);
+        let path = results::write_job_summary(dir, &summaries)?;
+        eprintln!("results: {}", path.display());
+    }
     println!(
         "{:<28} {:>9} {:>9} {:>7} {:>8} {:>10} {:>9}  VERIFIED",
         "JOB", "EXPECTED", "DONE", "ERRORS", "RETRIES", "RATE", "READY IN"
@@ -132,15 +152,7 @@ fn report(
             job.wait_time
                 .map_or("-".to_string(), |d| format!("{:.1}s", d.as_secs_f64())),
         );
-        let raw = config
-            .jobs
-            .iter()
-            .find(|j| j.name() == job.name)
-            .map(|j| &j.raw);
-        let error_on_verify = raw.is_none_or(|r| r.error_on_verify);
-        failed |= job.errors > 0
-            || !job.ready
-            || (error_on_verify && job.verification_passed == Some(false));
+        failed |= !results::passed(job, config);
     }
     for job in &jobs {
         if let Some(churn) = &job.churn {

@@ -550,6 +550,11 @@ fn job_warnings(
             "job `{name}`: executionMode applies to patch, delete and read jobs; a create job ignores it"
         ));
     }
+    if job.skip_indexing || job.metrics_aggregate || job.metrics_closing.is_some() {
+        warnings.push(format!(
+            "job `{name}`: skipIndexing, metricsAggregate and metricsClosing concern metrics, which are not collected yet"
+        ));
+    }
     if !job.measurements.is_empty() {
         warnings.push(format!(
             "job `{name}`: measurements are not taken yet; they are ignored"
@@ -561,6 +566,17 @@ fn job_warnings(
 fn check_global_support(global: &Global, warnings: &mut Vec<String>) -> Result<(), Problem> {
     if !global.measurements.is_empty() {
         warnings.push("global.measurements are not taken yet; they are ignored".into());
+    }
+    if global.gc_metrics {
+        warnings.push(
+            "global.gcMetrics: metrics are not scraped yet; gc runs and blocks as usual".into(),
+        );
+    }
+    if global.deletion_strategy.as_deref() == Some("gvr") {
+        warnings.push(
+            "global.deletionStrategy gvr: burner deletes namespaces whole (the default strategy)"
+                .into(),
+        );
     }
     if !global.function_templates.is_empty() {
         return Err((

@@ -40,7 +40,10 @@ pub(super) async fn churn(
     let job = ctx.job;
     let started = Instant::now();
     let mut rng = SplitMix64::from_entropy();
-    let mut summary = ChurnSummary::default();
+    let mut summary = ChurnSummary {
+        started_at: Some(std::time::SystemTime::now()),
+        ..ChurnSummary::default()
+    };
     let mut ready = true;
     let mut last_churned = LastChurned::new();
     tracing::info!(job = job.name(), mode = ?churn.mode, "churning");
@@ -337,7 +340,7 @@ fn kinds<'a>(
 
 async fn list(ctx: &JobContext<'_>, api: &Api<DynamicObject>, selector: &str) -> Vec<ObjectMeta> {
     let params = ListParams::default().labels(selector);
-    send(ctx.gate.as_ref(), ctx.counters, |_| api.list_metadata(&params))
+    send(ctx, |_| api.list_metadata(&params))
         .await
         .map(|l| l.items.into_iter().map(|o| o.metadata).collect())
         .unwrap_or_default()
@@ -350,7 +353,7 @@ async fn delete(
     name: &str,
     params: DeleteParams,
 ) -> bool {
-    send(ctx.gate.as_ref(), ctx.counters, |_| async {
+    send(ctx, |_| async {
         match api.delete(name, &params).await {
             Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
             other => other.map(|_| ()),

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -27,6 +27,8 @@ use crate::plan::{self, PlanError, PlannedObject};
 const CONCURRENCY: usize = 32;
 /// How long a job waits for a kind that an earlier job's CRD defines to be served.
 const KIND_PATIENCE: Duration = Duration::from_secs(60);
+/// kube-burner's default `global.requestTimeout`.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Retries of a write that failed with a status worth retrying.
 const MAX_RETRIES: u32 = 5;
 
@@ -36,6 +38,8 @@ pub enum RunError {
     Plan(#[from] PlanError),
     #[error("job `{job}`: jobType {job_type} is not supported by `burner init` yet (only create)")]
     JobTypeNotSupported { job: String, job_type: String },
+    #[error("global.clusterHealth: the cluster is not healthy: {reason}")]
+    Unhealthy { reason: String },
     #[error("cannot discover the cluster's API resources")]
     Discovery(#[source] kube::Error),
     #[error("job `{job}`: the cluster has no kind {kind} in {api_version} ({template})")]
@@ -88,6 +92,8 @@ impl Default for JobResult {
             ready: true,
             churn: None,
             stopped: false,
+            started_at: None,
+            ended_at: None,
         }
     }
 }
@@ -122,11 +128,15 @@ pub struct JobResult {
     pub churn: Option<ChurnSummary>,
     /// The run stopped (timeout or Ctrl-C) while this job was running.
     pub stopped: bool,
+    /// Wall-clock start and end of the job.
+    pub started_at: Option<SystemTime>,
+    pub ended_at: Option<SystemTime>,
 }
 
 /// What a job's churn did.
 #[derive(Debug, Clone, Default)]
 pub struct ChurnSummary {
+    pub started_at: Option<SystemTime>,
     pub cycles: u32,
     pub deleted: u64,
     pub recreated: u64,
@@ -176,6 +186,9 @@ pub async fn run(
             Ok(())
         })?;
         plans.push(objects);
+    }
+    if config.global.cluster_health {
+        check_health(client).await?;
     }
     let mut discovery = Discovery::new(client.clone())
         .run_aggregated()
@@ -240,9 +253,10 @@ pub async fn run(
                 _ => selected::run_selected_job(&ctx).await,
             }
         };
+        let started_at = Some(SystemTime::now());
         let stopped = tokio::select! {
             result = work => {
-                results.push(result?);
+                results.push(JobResult { started_at, ended_at: Some(SystemTime::now()), ..result? });
                 created.push((job, objects));
                 if let Some(pause) = job.raw.job_pause {
                     tracing::info!(job = job.name(), "pausing for {}", humantime::format_duration(pause));
@@ -257,7 +271,11 @@ pub async fn run(
             _ = tokio::time::sleep_until(deadline) => Outcome::TimedOut,
             _ = options.cancel.cancelled() => Outcome::Interrupted,
         };
-        results.push(counters.partial(job.name(), objects.len() as u64, started.elapsed()));
+        results.push(JobResult {
+            started_at,
+            ended_at: Some(SystemTime::now()),
+            ..counters.partial(job.name(), objects.len() as u64, started.elapsed())
+        });
         return Ok((results, stopped));
     }
     let finish = async {
@@ -291,6 +309,53 @@ pub async fn run(
         _ = options.cancel.cancelled() => return Ok((results, Outcome::Interrupted)),
     }
     Ok((results, Outcome::Completed))
+}
+
+/// `global.clusterHealth`: the apiserver says ok on /healthz, and every node is Ready with
+/// no other condition (pressure, network) true.
+async fn check_health(client: &kube::Client) -> Result<(), RunError> {
+    let unhealthy = |reason: String| RunError::Unhealthy { reason };
+    let request = http::Request::get("/healthz")
+        .body(Vec::new())
+        .expect("a request from constant parts");
+    let answer = client
+        .request_text(request)
+        .await
+        .map_err(|e| unhealthy(format!("/healthz: {e}")))?;
+    if answer.trim() != "ok" {
+        return Err(unhealthy(format!("/healthz says {answer:?}")));
+    }
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let list = nodes
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| unhealthy(format!("cannot list nodes: {e}")))?;
+    let mut sick = Vec::new();
+    for node in &list.items {
+        let conditions = node.status.as_ref().and_then(|s| s.conditions.as_deref());
+        if !node_is_healthy(conditions.unwrap_or_default()) {
+            sick.push(node.metadata.name.clone().unwrap_or_default());
+        }
+    }
+    if !sick.is_empty() {
+        let shown: Vec<&str> = sick.iter().take(5).map(String::as_str).collect();
+        return Err(unhealthy(format!(
+            "{} of {} nodes are not healthy: {}{}",
+            sick.len(),
+            list.items.len(),
+            shown.join(", "),
+            if sick.len() > 5 { ", ..." } else { "" }
+        )));
+    }
+    Ok(())
+}
+
+/// Ready is True, and every other condition (pressure, network) is not.
+fn node_is_healthy(conditions: &[k8s_openapi::api::core::v1::NodeCondition]) -> bool {
+    conditions.iter().any(|c| c.type_ == "Ready")
+        && conditions
+            .iter()
+            .all(|c| (c.type_ == "Ready") == (c.status == "True"))
 }
 
 pub(super) fn resolve(
@@ -479,7 +544,7 @@ pub(super) async fn create_objects<'a>(
             ctx.counters.errors.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if create_with_retries(&api, &dynamic, ctx.gate.as_ref(), ctx.counters).await {
+        if create_with_retries(ctx, &api, &dynamic).await {
             ctx.counters.created.fetch_add(1, Ordering::Relaxed);
         } else {
             tracing::warn!(
@@ -552,7 +617,7 @@ async fn create_namespace(ctx: &JobContext<'_>, name: &str) -> Result<(), RunErr
     let api: Api<DynamicObject> =
         Api::all_with(ctx.client.clone(), &ApiResource::erase::<Namespace>(&()));
     // A namespace that exists already is used as it is, as kube-burner does.
-    let created = send(ctx.gate.as_ref(), ctx.counters, |_| async {
+    let created = send(ctx, |_| async {
         match api.create(&PostParams::default(), &namespace).await {
             Err(kube::Error::Api(status)) if status.is_already_exists() => {
                 tracing::info!(namespace = name, "namespace exists already; using it");
@@ -571,12 +636,11 @@ async fn create_namespace(ctx: &JobContext<'_>, name: &str) -> Result<(), RunErr
 /// Creates through the gate. AlreadyExists after a retry means an earlier attempt landed:
 /// success.
 async fn create_with_retries(
+    ctx: &JobContext<'_>,
     api: &Api<DynamicObject>,
     object: &DynamicObject,
-    gate: Option<&DefaultDirectRateLimiter>,
-    counters: &Counters,
 ) -> bool {
-    send(gate, counters, |attempt| async move {
+    send(ctx, |attempt| async move {
         match api.create(&PostParams::default(), object).await {
             Err(kube::Error::Api(status)) if status.is_already_exists() && attempt > 0 => Ok(()),
             other => other.map(|_| ()),
@@ -586,35 +650,83 @@ async fn create_with_retries(
     .is_some()
 }
 
-/// Sends one write (or read) through the gate, retrying 429, 5xx and connection failures
-/// with backoff, counting retries and errors. `request` gets the attempt number.
-pub(super) async fn send<T, F, Fut>(
-    gate: Option<&DefaultDirectRateLimiter>,
-    counters: &Counters,
-    mut request: F,
-) -> Option<T>
+/// Sends one request of a job through its gate, retrying 429, 5xx, connection failures and
+/// requests that took longer than `global.requestTimeout`, with backoff and jitter (and a
+/// 429's Retry-After), counting retries and errors. `request` gets the attempt number.
+pub(super) async fn send<T, F, Fut>(ctx: &JobContext<'_>, mut request: F) -> Option<T>
 where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = kube::Result<T>>,
 {
+    let timeout = ctx
+        .config
+        .global
+        .request_timeout
+        .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
     for attempt in 0..=MAX_RETRIES {
-        if let Some(gate) = gate {
+        if let Some(gate) = &ctx.gate {
             gate.until_ready().await;
         }
-        match request(attempt).await {
-            Ok(value) => return Some(value),
-            Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => {}
-            Err(kube::Error::HyperError(_) | kube::Error::Service(_)) => {}
-            Err(error) => {
+        let mut wait = Duration::from_millis(100 << attempt.min(5));
+        match tokio::time::timeout(timeout, request(attempt)).await {
+            Ok(Ok(value)) => return Some(value),
+            Ok(Err(kube::Error::Api(status))) if status.code == 429 || status.code >= 500 => {
+                if let Some(seconds) = status
+                    .details
+                    .as_ref()
+                    .map(|d| d.retry_after_seconds)
+                    .filter(|s| *s > 0)
+                {
+                    wait = wait.max(Duration::from_secs(u64::from(seconds)));
+                }
+            }
+            Ok(Err(kube::Error::HyperError(_) | kube::Error::Service(_))) => {}
+            Err(_) => tracing::warn!(
+                "a request took longer than {}; retrying",
+                humantime::format_duration(timeout)
+            ),
+            Ok(Err(error)) => {
                 tracing::warn!("request failed: {error}");
-                counters.errors.fetch_add(1, Ordering::Relaxed);
+                ctx.counters.errors.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
         }
-        counters.retries.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+        ctx.counters.retries.fetch_add(1, Ordering::Relaxed);
+        // Jitter, so requests that failed together do not come back together.
+        let jitter = Duration::from_millis(crate::rng::SplitMix64::from_entropy().below(100));
+        tokio::time::sleep(wait + jitter).await;
     }
-    counters.errors.fetch_add(1, Ordering::Relaxed);
+    ctx.counters.errors.fetch_add(1, Ordering::Relaxed);
     None
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::NodeCondition;
+
+    fn conditions(pairs: &[(&str, &str)]) -> Vec<NodeCondition> {
+        pairs
+            .iter()
+            .map(|(t, s)| NodeCondition {
+                type_: t.to_string(),
+                status: s.to_string(),
+                ..NodeCondition::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_node_is_healthy_when_ready_and_nothing_else_is_true() {
+        assert!(node_is_healthy(&conditions(&[
+            ("Ready", "True"),
+            ("MemoryPressure", "False")
+        ])));
+        assert!(!node_is_healthy(&conditions(&[("Ready", "Unknown")])));
+        assert!(!node_is_healthy(&conditions(&[
+            ("Ready", "True"),
+            ("DiskPressure", "True")
+        ])));
+        assert!(!node_is_healthy(&conditions(&[("MemoryPressure", "False")])));
+    }
+}

@@ -139,7 +139,7 @@ pub(super) async fn run_selected_job(ctx: &JobContext<'_>) -> Result<JobResult, 
                 .join(",");
             let all: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
             let params = ListParams::default().labels(&selector);
-            let listed = send(ctx.gate.as_ref(), ctx.counters, |_| {
+            let listed = send(ctx, |_| {
                 all.list_metadata(&params)
             })
             .await;
@@ -219,9 +219,8 @@ async fn act(
     patch: Option<&Value>,
     patch_kind: Option<PatchKind>,
 ) {
-    let (gate, counters) = (ctx.gate.as_ref(), ctx.counters);
     let done = match ctx.job.job_type() {
-        JobType::Delete => send(gate, counters, |_| async {
+        JobType::Delete => send(ctx, |_| async {
             match api.delete(name, &DeleteParams::default()).await {
                 Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
                 other => other.map(|_| ()),
@@ -229,10 +228,10 @@ async fn act(
         })
         .await
         .is_some(),
-        JobType::Read => send(gate, counters, |_| api.get(name)).await.is_some(),
+        JobType::Read => send(ctx, |_| api.get(name)).await.is_some(),
         _ => {
             let body = patch.expect("rendered for patch jobs");
-            send(gate, counters, |_| async {
+            send(ctx, |_| async {
                 let params = PatchParams::default();
                 let result = match patch_kind {
                     Some(PatchKind::Json) => {
@@ -261,7 +260,7 @@ async fn act(
         }
     };
     if done {
-        counters.created.fetch_add(1, Ordering::Relaxed);
+        ctx.counters.created.fetch_add(1, Ordering::Relaxed);
     }
 }
 
