@@ -169,7 +169,9 @@ impl Parser {
     fn stage(&mut self) -> Result<Stage, String> {
         let stage = self.term()?;
         self.skip_space();
-        if self.chars[self.at..].starts_with(&['=', '=']) || self.chars[self.at..].starts_with(&['!', '=']) {
+        if self.chars[self.at..].starts_with(&['=', '='])
+            || self.chars[self.at..].starts_with(&['!', '='])
+        {
             return Err(self.error("a comparison only inside select(...)"));
         }
         Ok(stage)
@@ -352,8 +354,14 @@ mod tests {
             (".missing.deeper", vec![Value::Null]),
             (".conditions[1].type", vec![json!("Available")]),
             (".conditions[-1].type", vec![json!("Available")]),
-            (".conditions[].type", vec![json!("Progressing"), json!("Available")]),
-            (".conditions.[].type", vec![json!("Progressing"), json!("Available")]),
+            (
+                ".conditions[].type",
+                vec![json!("Progressing"), json!("Available")],
+            ),
+            (
+                ".conditions.[].type",
+                vec![json!("Progressing"), json!("Available")],
+            ),
             (
                 r#"(.conditions.[] | select(.type == "Available")).status"#,
                 vec![json!("False")],

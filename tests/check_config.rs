@@ -326,19 +326,25 @@ fn bad_input_is_reported_with_where_and_what() {
             ": jobs[0].watchers: watchers are not supported by burner yet",
         ),
         (
-            job(&format!("    hooks:\n      - cmd: [echo]\n        when: beforeJobExecution\n{OBJECTS}")),
+            job(&format!(
+                "    hooks:\n      - cmd: [echo]\n        when: beforeJobExecution\n{OBJECTS}"
+            )),
             vec![],
             vec![],
             ": jobs[0].hooks: hooks are not supported by burner yet",
         ),
         (
-            job("    jobType: delete\n    churnConfig: {cycles: 2}\n    objects:\n      - kind: Pod\n        labelSelector: {a: b}\n"),
+            job(
+                "    jobType: delete\n    churnConfig: {cycles: 2}\n    objects:\n      - kind: Pod\n        labelSelector: {a: b}\n",
+            ),
             vec![],
             vec![],
             ": jobs[0].churnConfig: churn re-creates what a create job made",
         ),
         (
-            job(&format!("    churnConfig: {{cycles: 2, percent: 150}}\n{OBJECTS}")),
+            job(&format!(
+                "    churnConfig: {{cycles: 2, percent: 150}}\n{OBJECTS}"
+            )),
             vec![],
             vec![],
             ": jobs[0].churnConfig.percent: 150 is not a percentage",
@@ -350,7 +356,9 @@ fn bad_input_is_reported_with_where_and_what() {
             ": jobs[0].churnConfig.mode: churn mode namespaces needs the job to have a namespace",
         ),
         (
-            job(&format!("    churnConfig: {{cycles: 1, mode: everything}}\n{OBJECTS}")),
+            job(&format!(
+                "    churnConfig: {{cycles: 1, mode: everything}}\n{OBJECTS}"
+            )),
             vec![],
             vec![],
             "6:36: unknown variant `everything`, expected one of namespaces, objects",
@@ -362,19 +370,25 @@ fn bad_input_is_reported_with_where_and_what() {
             "unknown variant `random`, expected one of parallel, sequential",
         ),
         (
-            job("    objects:\n      - objectTemplate: templates/pod.yml\n        inputVars: {image: pause}\n        waitOptions:\n          customStatusPaths: [{key: '.conditions | length', value: '1'}]\n"),
+            job(
+                "    objects:\n      - objectTemplate: templates/pod.yml\n        inputVars: {image: pause}\n        waitOptions:\n          customStatusPaths: [{key: '.conditions | length', value: '1'}]\n",
+            ),
             vec![],
             vec![],
             ": jobs[0].objects[0].waitOptions.customStatusPaths[0].key: `.conditions | length`: `length` is not supported",
         ),
         (
-            job("    jobType: patch\n    objects:\n      - kind: Pod\n        labelSelector: {a: b}\n        objectTemplate: templates/pod.yml\n        patchType: application/xml\n"),
+            job(
+                "    jobType: patch\n    objects:\n      - kind: Pod\n        labelSelector: {a: b}\n        objectTemplate: templates/pod.yml\n        patchType: application/xml\n",
+            ),
             vec![],
             vec![],
             ": jobs[0].objects[0].patchType: `application/xml` is not one of application/json-patch+json",
         ),
         (
-            format!("global:\n  waitWhenFinished: true\njobs:\n  - name: gc\n    namespace: ns\n    gc: true\n{OBJECTS}"),
+            format!(
+                "global:\n  waitWhenFinished: true\njobs:\n  - name: gc\n    namespace: ns\n    gc: true\n{OBJECTS}"
+            ),
             vec![],
             vec![],
             ": jobs[0].gc: a job that removes its objects right after it cannot be waited for by global.waitWhenFinished",

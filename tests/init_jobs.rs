@@ -144,7 +144,32 @@ fn a_create_job_runs_on_hollow_nodes_and_destroy_removes_everything() {
     // Pods of the deployments carry the run's labels through their template.
     assert_eq!(labelled(&uuid), (10, 10 + 10 * 2));
 
-    assert!(destroy(&kubeconfig, &uuid).contains("removed 10 namespaces"));
+    // Without a uuid, destroy -c names the runs of the config's jobs and removes nothing.
+    let config = config.to_str().unwrap();
+    let listed = burner(&["destroy", "-c", config, "--kubeconfig", &kubeconfig]);
+    assert_eq!(listed.status.code(), Some(1), "{}", text(&listed));
+    assert!(
+        text(&listed).contains(&format!("burner destroy --uuid {uuid}")),
+        "{}",
+        text(&listed)
+    );
+    assert_eq!(labelled(&uuid).0, 10);
+    // With it, the config's jobs of that run go.
+    let removed = burner(&[
+        "destroy",
+        "-c",
+        config,
+        "--uuid",
+        &uuid,
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&removed.stdout).contains("removed 10 namespaces"),
+        "{}",
+        text(&removed)
+    );
+    assert_eq!(labelled(&uuid), (0, 0));
 
     common::run_on_harness(async move { fleet.shutdown().await.unwrap() });
 }
@@ -434,7 +459,11 @@ fn churn_deletes_and_recreates_in_both_modes_and_verification_still_passes() {
         churn.contains("5 cycles") && churn.contains("10 deleted, 10 re-created"),
         "{churn}"
     );
-    assert!(text(&run).lines().any(|l| l.starts_with("churn-obj") && l.ends_with("yes")));
+    assert!(
+        text(&run)
+            .lines()
+            .any(|l| l.starts_with("churn-obj") && l.ends_with("yes"))
+    );
     destroy(&kubeconfig, &uuid);
 }
 
@@ -498,7 +527,11 @@ fn objects_mode_churn_replaces_every_object_once_before_any_twice() {
     );
     assert_eq!(uids.len(), 8, "{uids:?}");
     for (name, versions) in &uids {
-        assert_eq!(versions.len(), 2, "{name} was not replaced exactly once: {uids:?}");
+        assert_eq!(
+            versions.len(),
+            2,
+            "{name} was not replaced exactly once: {uids:?}"
+        );
     }
     destroy(&kubeconfig, &uuid);
 }
@@ -597,7 +630,10 @@ fn objects_outside_the_runs_namespaces_are_cleaned_up_and_a_rerun_replaces_them(
     assert_eq!(columns, ["3", "3", "0"], "{}", text(&run));
     let printed = destroy(&kubeconfig, &uuid);
     assert!(printed.contains("3 other objects"), "{printed}");
-    assert!(configmaps(&theirs).is_empty(), "destroy left objects in {theirs}");
+    assert!(
+        configmaps(&theirs).is_empty(),
+        "destroy left objects in {theirs}"
+    );
 }
 
 #[test]

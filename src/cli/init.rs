@@ -9,12 +9,12 @@ use clap::Args;
 
 use super::check::ConfigArgs;
 use crate::config;
-use crate::results;
 use crate::exec::cleanup;
 use crate::exec::run::{self, JobResult, Outcome, RunOptions};
 use crate::exec::{ClientOptions, connect};
 use crate::hollow::{HollowFleet, HollowOptions};
 use crate::local::{LocalCluster, LocalOptions};
+use crate::results;
 use crate::rng::SplitMix64;
 
 /// How long a run may take when neither `--timeout` nor `global.timeout` says.
@@ -48,10 +48,15 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).multiple(true).args(["uuid", "config"]))]
 pub struct DestroyArgs {
     /// The UUID of the run whose objects and namespaces to remove.
     #[arg(long)]
-    pub uuid: String,
+    pub uuid: Option<String>,
+    /// Remove only what this config's jobs created (with --uuid); without --uuid, list the
+    /// runs of its jobs that are still in the cluster.
+    #[arg(short, long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     #[arg(long)]
@@ -166,7 +171,10 @@ fn report(
             );
         }
         if !job.ready {
-            println!("{}: not everything was ready within maxWaitTimeout", job.name);
+            println!(
+                "{}: not everything was ready within maxWaitTimeout",
+                job.name
+            );
         }
     }
     let cleanup = (!local && !config.global.gc).then(|| format!("burner destroy --uuid {uuid}"));
@@ -188,15 +196,54 @@ fn report(
 }
 
 pub async fn destroy(args: &DestroyArgs) -> anyhow::Result<ExitCode> {
+    // The config is read only for its job names; what it would render does not matter.
+    let jobs: Option<Vec<String>> = match &args.config {
+        Some(path) => {
+            let options = config::LoadOptions {
+                uuid: args.uuid.clone().unwrap_or_default(),
+                allow_missing: true,
+                ..config::LoadOptions::default()
+            };
+            let loaded = config::load(path, &options)?;
+            Some(loaded.jobs.iter().map(|j| j.name().to_string()).collect())
+        }
+        None => None,
+    };
     let client = connect(&ClientOptions {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
     })
     .await?;
-    let removed = cleanup::destroy(&client, &args.uuid).await?;
+    let Some(uuid) = &args.uuid else {
+        // Removing by job name alone could take another run's objects: name the runs and
+        // let the user choose.
+        let jobs = jobs.unwrap_or_default();
+        let runs = cleanup::runs_of_jobs(&client, &jobs).await?;
+        if runs.is_empty() {
+            println!("no run of jobs {} is in the cluster", jobs.join(", "));
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!("runs of jobs {} in the cluster:", jobs.join(", "));
+        for run in &runs {
+            eprintln!("  burner destroy --uuid {run}");
+        }
+        anyhow::bail!("say which run to remove with --uuid");
+    };
+    let removed = match jobs {
+        None => cleanup::destroy(&client, uuid).await?,
+        Some(jobs) => {
+            let mut total = cleanup::Removed::default();
+            for job in &jobs {
+                let removed = cleanup::destroy_job(&client, uuid, job).await?;
+                total.namespaces += removed.namespaces;
+                total.objects += removed.objects;
+            }
+            total
+        }
+    };
     println!(
-        "removed {} namespaces and {} other objects of run {}",
-        removed.namespaces, removed.objects, args.uuid
+        "removed {} namespaces and {} other objects of run {uuid}",
+        removed.namespaces, removed.objects
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -489,11 +489,16 @@ fn check_job_support(job: &RawJob, at: &dyn Fn(&str) -> String) -> Result<(), Pr
         return not_supported(&format!("objects[{o}].group"), "grouped execution is");
     }
     for (o, object) in job.objects.iter().enumerate() {
-        let paths = object.wait_options.iter().flat_map(|w| &w.custom_status_paths);
+        let paths = object
+            .wait_options
+            .iter()
+            .flat_map(|w| &w.custom_status_paths);
         for (p, path) in paths.enumerate() {
             crate::jq::Filter::parse(&path.key).map_err(|message| {
                 (
-                    at(&format!("objects[{o}].waitOptions.customStatusPaths[{p}].key")),
+                    at(&format!(
+                        "objects[{o}].waitOptions.customStatusPaths[{p}].key"
+                    )),
                     format!("`{}`: {message}", path.key),
                 )
             })?;

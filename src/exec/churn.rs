@@ -265,7 +265,12 @@ async fn delete_oldest(
                         .and_then(|l| l.get(key).cloned())
                         .unwrap_or_default()
                 };
-                let key = (index, kind.clone(), label(labels::ITERATION), label(labels::REPLICA));
+                let key = (
+                    index,
+                    kind.clone(),
+                    label(labels::ITERATION),
+                    label(labels::REPLICA),
+                );
                 let position = *planned.get(&key)?;
                 Some((meta, position))
             })

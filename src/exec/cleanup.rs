@@ -23,8 +23,28 @@ pub async fn destroy(client: &kube::Client, uuid: &str) -> Result<Removed, RunEr
     remove(client, uuid, &format!("{}={uuid}", labels::UUID)).await
 }
 
+/// The uuids of runs whose namespaces carry one of `jobs`' names.
+pub async fn runs_of_jobs(
+    client: &kube::Client,
+    jobs: &[String],
+) -> Result<std::collections::BTreeSet<String>, RunError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let params = ListParams::default().labels(&format!("{},{}", labels::UUID, labels::JOB));
+    let list = api
+        .list_metadata(&params)
+        .await
+        .map_err(cleanup_error(""))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.labels)
+        .filter(|l| l.get(labels::JOB).is_some_and(|j| jobs.contains(j)))
+        .filter_map(|mut l| l.remove(labels::UUID))
+        .collect())
+}
+
 /// Removes what job `job` of run `uuid` created.
-pub(super) async fn destroy_job(
+pub async fn destroy_job(
     client: &kube::Client,
     uuid: &str,
     job: &str,

@@ -26,7 +26,9 @@ pub(super) fn images(objects: &[PlannedObject]) -> BTreeSet<String> {
     for object in objects {
         let spec = match object.manifest["kind"].as_str() {
             Some("Pod") => object.manifest.pointer("/spec"),
-            Some("CronJob") => object.manifest.pointer("/spec/jobTemplate/spec/template/spec"),
+            Some("CronJob") => object
+                .manifest
+                .pointer("/spec/jobTemplate/spec/template/spec"),
             _ => object.manifest.pointer("/spec/template/spec"),
         };
         let Some(spec) = spec else { continue };
@@ -82,12 +84,9 @@ pub(super) async fn pull_images(
             other.map_err(error)?;
         }
     }
-    let daemonset: DaemonSet = serde_json::from_value(daemonset(
-        &images,
-        &labels,
-        &job.raw.pre_load_node_labels,
-    ))
-    .expect("a DaemonSet from known fields");
+    let daemonset: DaemonSet =
+        serde_json::from_value(daemonset(&images, &labels, &job.raw.pre_load_node_labels))
+            .expect("a DaemonSet from known fields");
     let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &namespace);
     api.create(&PostParams::default(), &daemonset)
         .await
@@ -207,8 +206,10 @@ mod tests {
                 "containers": [{"image": "app:1"}, {"image": "app:1"}]}})),
             planned(json!({"kind": "Deployment", "spec": {"template": {"spec": {
                 "containers": [{"image": "web:2"}]}}}})),
-            planned(json!({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {
-                "spec": {"containers": [{"image": "batch:3"}]}}}}}})),
+            planned(
+                json!({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {
+                "spec": {"containers": [{"image": "batch:3"}]}}}}}}),
+            ),
             planned(json!({"kind": "ConfigMap", "data": {"image": "not-an-image"}})),
         ];
         let found: Vec<String> = images(&objects).into_iter().collect();

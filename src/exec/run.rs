@@ -281,7 +281,10 @@ pub async fn run(
     let finish = async {
         if config.global.wait_when_finished {
             // After all jobs, everything the create jobs made, ready together.
-            for (job, objects) in created.iter().filter(|(j, _)| j.job_type() == JobType::Create) {
+            for (job, objects) in created
+                .iter()
+                .filter(|(j, _)| j.job_type() == JobType::Create)
+            {
                 let counters = Counters::default();
                 let ctx = JobContext {
                     client,
@@ -601,7 +604,6 @@ impl Counters {
     }
 }
 
-
 async fn create_namespace(ctx: &JobContext<'_>, name: &str) -> Result<(), RunError> {
     let job = ctx.job;
     let mut labels: BTreeMap<String, String> = job.raw.namespace_labels.clone();
@@ -727,6 +729,9 @@ mod tests {
             ("Ready", "True"),
             ("DiskPressure", "True")
         ])));
-        assert!(!node_is_healthy(&conditions(&[("MemoryPressure", "False")])));
+        assert!(!node_is_healthy(&conditions(&[(
+            "MemoryPressure",
+            "False"
+        )])));
     }
 }

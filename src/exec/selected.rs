@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
-use kube::runtime::watcher;
 use kube::api::{
     Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
 use kube::discovery::{ApiResource, Discovery, Scope};
+use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::run::{JobContext, JobResult, RunError, send};
@@ -96,8 +96,8 @@ pub(super) fn render_patch(
         template: template.file.display().to_string(),
         message,
     };
-    let patch: Value =
-        serde_saphyr::from_str(&rendered).map_err(|e| patch_error(e.without_snippet().to_string()))?;
+    let patch: Value = serde_saphyr::from_str(&rendered)
+        .map_err(|e| patch_error(e.without_snippet().to_string()))?;
     let patch_kind = object.raw.patch_type.as_deref().and_then(PatchKind::parse);
     if patch_kind == Some(PatchKind::Json)
         && let Err(e) = serde_json::from_value::<json_patch::Patch>(patch.clone())
@@ -139,10 +139,7 @@ pub(super) async fn run_selected_job(ctx: &JobContext<'_>) -> Result<JobResult, 
                 .join(",");
             let all: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
             let params = ListParams::default().labels(&selector);
-            let listed = send(ctx, |_| {
-                all.list_metadata(&params)
-            })
-            .await;
+            let listed = send(ctx, |_| all.list_metadata(&params)).await;
             let items: Vec<(Option<String>, String)> = listed
                 .map(|list| {
                     list.items
