@@ -4,7 +4,14 @@ use serde_json::Value;
 
 use super::format;
 use super::funcs::{self, Functions};
-use super::parse::{Command, Node, Operand, Pipeline};
+use super::named::Templates;
+use super::parse::{Command, Definition, Node, Operand, Pipeline};
+
+/// How deeply `{{template}}` calls may nest. Go allows 100000 on its growable stacks;
+/// object templates never come near 100, and renders run on worker threads whose fixed
+/// stacks (a few KiB per level in debug builds) must not overflow, so runaway recursion
+/// stops here.
+pub const MAX_TEMPLATE_DEPTH: usize = 100;
 
 /// What a missing map key gives: an error (Go's `missingkey=error`, kube-burner's
 /// default) or no value (`missingkey=zero`, with `--allow-missing` or
@@ -26,20 +33,54 @@ enum Flow {
 pub struct Exec<'a> {
     pub missing: MissingKey,
     pub functions: &'a Functions,
+    /// What `{{template "name"}}` runs.
+    templates: &'a Templates,
     /// Variables in scope, innermost last; `$` is the root data.
     variables: Vec<(String, Value)>,
+    /// How many `{{template}}` calls enclose the current position.
+    depth: usize,
     out: String,
 }
 
-/// An error and the line it happened on.
-pub type ExecError = (usize, String);
+/// An error, the line it happened on, and the named template it happened in (none for
+/// the top level of the template being rendered).
+#[derive(Debug)]
+pub struct ExecError {
+    pub line: usize,
+    pub message: String,
+    pub inside: Option<Inside>,
+}
+
+/// Where an error inside a called template was written.
+#[derive(Debug)]
+pub struct Inside {
+    pub template: String,
+    pub file: String,
+}
+
+impl From<(usize, String)> for ExecError {
+    fn from((line, message): (usize, String)) -> Self {
+        Self {
+            line,
+            message,
+            inside: None,
+        }
+    }
+}
 
 impl<'a> Exec<'a> {
-    pub fn new(missing: MissingKey, functions: &'a Functions, root: &Value) -> Self {
+    pub fn new(
+        missing: MissingKey,
+        functions: &'a Functions,
+        templates: &'a Templates,
+        root: &Value,
+    ) -> Self {
         Self {
             missing,
             functions,
+            templates,
             variables: vec![(String::new(), root.clone())],
+            depth: 0,
             out: String::new(),
         }
     }
@@ -105,8 +146,56 @@ impl<'a> Exec<'a> {
             } => return self.range(pipeline, body, otherwise, dot),
             Node::Break => return Ok(Flow::Break),
             Node::Continue => return Ok(Flow::Continue),
+            Node::Template {
+                name,
+                pipeline,
+                line,
+            } => self.template(name, pipeline.as_ref(), *line, dot)?,
         }
         Ok(Flow::Normal)
+    }
+
+    /// `{{template "name" pipeline}}`: runs the named template with the pipeline's value
+    /// (nil without one) as both `.` and `$`, and none of the caller's variables, as Go does.
+    fn template(
+        &mut self,
+        name: &str,
+        pipeline: Option<&Pipeline>,
+        line: usize,
+        dot: &Value,
+    ) -> Result<(), ExecError> {
+        let templates = self.templates;
+        let definition: &Definition = templates
+            .get(name)
+            .ok_or_else(|| (line, format!("template {name:?} not defined")))?;
+        if self.depth >= MAX_TEMPLATE_DEPTH {
+            return Err((
+                line,
+                format!(
+                    "exceeded maximum template depth ({MAX_TEMPLATE_DEPTH}) calling template {name:?}"
+                ),
+            )
+                .into());
+        }
+        // Variables the pipeline declares stay in the caller's scope, as in Go.
+        let value = match pipeline {
+            Some(pipeline) => self.pipeline(pipeline, dot)?,
+            None => Value::Null,
+        };
+        let callers = std::mem::replace(&mut self.variables, vec![(String::new(), value.clone())]);
+        self.depth += 1;
+        // The body's flow is always normal: the parser keeps break and continue inside.
+        let result = self.nodes(&definition.body, &value);
+        self.depth -= 1;
+        self.variables = callers;
+        result.map(|_| ()).map_err(|mut error| {
+            // Only the innermost call knows where the error was written.
+            error.inside.get_or_insert_with(|| Inside {
+                template: name.to_string(),
+                file: definition.file.clone(),
+            });
+            error
+        })
     }
 
     fn range(
@@ -143,7 +232,8 @@ impl<'a> Exec<'a> {
                 return Err((
                     pipeline.line,
                     format!("range can't iterate over {}", format::print(other)),
-                ));
+                )
+                    .into());
             }
         };
         if items.is_empty() {
@@ -183,7 +273,9 @@ impl<'a> Exec<'a> {
                 let slot = self.variables.iter_mut().rev().find(|(n, _)| n == name);
                 match slot {
                     Some((_, v)) => *v = value.clone(),
-                    None => return Err((pipeline.line, format!("undefined variable: ${name}"))),
+                    None => {
+                        return Err((pipeline.line, format!("undefined variable: ${name}")).into());
+                    }
                 }
             }
         }
@@ -213,7 +305,8 @@ impl<'a> Exec<'a> {
                     return Err((
                         line,
                         format!("wrong number of args for {name}: want at least 1 got 0"),
-                    ));
+                    )
+                        .into());
                 }
                 return Ok(last);
             }
@@ -226,7 +319,7 @@ impl<'a> Exec<'a> {
             return self
                 .functions
                 .call(name, &args)
-                .map_err(|message| (line, format!("error calling {name}: {message}")));
+                .map_err(|message| (line, format!("error calling {name}: {message}")).into());
         }
         if command.operands.len() > 1 || piped.is_some() {
             let what = match first {
@@ -237,7 +330,8 @@ impl<'a> Exec<'a> {
             return Err((
                 line,
                 format!("{what} is not a function and can't take arguments"),
-            ));
+            )
+                .into());
         }
         self.operand(first, dot, line)
     }
@@ -263,7 +357,7 @@ impl<'a> Exec<'a> {
             Operand::Function(name) => self
                 .functions
                 .call(name, &[])
-                .map_err(|message| (line, format!("error calling {name}: {message}"))),
+                .map_err(|message| (line, format!("error calling {name}: {message}")).into()),
         }
     }
 
@@ -275,15 +369,20 @@ impl<'a> Exec<'a> {
                 Value::Object(map) => match map.get(name) {
                     Some(v) => v,
                     None if self.missing == MissingKey::Zero => return Ok(Value::Null),
-                    None => return Err((line, format!("map has no entry for key \"{name}\""))),
+                    None => {
+                        return Err((line, format!("map has no entry for key \"{name}\"")).into());
+                    }
                 },
                 Value::Null if self.missing == MissingKey::Zero => return Ok(Value::Null),
-                Value::Null => return Err((line, format!("nil pointer evaluating .{name}"))),
+                Value::Null => {
+                    return Err((line, format!("nil pointer evaluating .{name}")).into());
+                }
                 other => {
                     return Err((
                         line,
                         format!("can't evaluate field {name} in {}", format::print(other)),
-                    ));
+                    )
+                        .into());
                 }
             };
         }

@@ -4,52 +4,143 @@
 //! ([`GoTemplate::render`]). Supported: text and actions with `{{-`/`-}}` trimming and
 //! comments; `.`, fields `.a.b`, variables (`$x := ...`, `$x = ...`, `$`), pipelines with
 //! `|` and parentheses; `if`/`else if`/`else`, `range` (lists, maps, integers, with one or
-//! two variables, `else`, `break`, `continue`) and `with`/`else with`; the functions in
-//! [`funcs`]. `define`, `template` and `block` are reported as not supported.
+//! two variables, `else`, `break`, `continue`) and `with`/`else with`; named templates:
+//! `define` (at the top level only), `template` with or without a pipeline (which becomes
+//! both `.` and `$` inside; the caller's variables are not visible) and `block`; the
+//! functions in [`funcs`].
+//!
+//! Named templates can also come from a library of function-template files (kube-burner's
+//! `global.functionTemplates`): parse each with [`GoTemplate::parse_library`] and the
+//! templates that use them with [`GoTemplate::parse_with_library`]. Which definition a name
+//! means follows Go where Go decides: within one file a name is defined once (an empty body
+//! may be redefined). Across files, a `define` replaces a `block` of the same name wherever
+//! either is written, and among definitions of the same kind the template's own wins over
+//! the library's, a later library file over an earlier one; an empty body never replaces a
+//! non-empty one. A `{{template}}` call of a name nobody defines is an error when the
+//! template is parsed, and nesting deeper than [`MAX_TEMPLATE_DEPTH`] calls (Go allows
+//! 100000 on its growable stacks) is an error when it renders.
 
 mod exec;
 pub mod format;
 pub mod funcs;
 mod lex;
+mod named;
 mod parse;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use exec::MissingKey;
+pub use exec::{MAX_TEMPLATE_DEPTH, MissingKey};
 
 use super::TemplateError;
 use funcs::Functions;
-use parse::{Node, Operand, Pipeline};
+use named::Templates;
+use parse::{Definition, Node, Operand, Pipeline};
 
 /// A parsed template.
 #[derive(Debug, Clone)]
 pub struct GoTemplate {
     name: String,
-    nodes: Vec<Node>,
+    /// What [`GoTemplate::render`] runs: the file's top level, or, as in Go, a `define` of
+    /// the file's own name when the top level is only whitespace.
+    main: Arc<Definition>,
+    /// The templates this file names: its defines and blocks, and its top level under the
+    /// file's name. This is what the file lends when it is used as a library.
+    own: Templates,
+    /// What `{{template}}` calls find: `own` merged with the library's.
+    templates: Templates,
 }
 
 impl GoTemplate {
-    /// Parses `source`; `name` (usually the file's path) goes into every error.
+    /// Parses `source`; `name` (usually the file's path) goes into every error. Every
+    /// `{{template}}` call must name a template the source defines.
     pub fn parse(name: &str, source: &str) -> Result<Self, TemplateError> {
+        Self::parse_with_library(name, source, &[])
+    }
+
+    /// Parses `source` as [`GoTemplate::parse`] does, with the named templates of
+    /// `library` (files parsed with [`GoTemplate::parse_library`]) also callable, from the
+    /// template and from each other. Every call the template can reach must name a
+    /// template that exists, here or in the library.
+    pub fn parse_with_library(
+        name: &str,
+        source: &str,
+        library: &[GoTemplate],
+    ) -> Result<Self, TemplateError> {
+        let mut template = Self::parse_library(name, source)?;
+        template.templates = named::merge(&template.own, library.iter().map(|t| &t.own));
+        named::check_calls(&template.main, &template.templates, |name| {
+            let files: Vec<&str> = library.iter().map(|t| t.name.as_str()).collect();
+            named::undefined(name, &template.name, &files)
+        })?;
+        Ok(template)
+    }
+
+    /// Parses a function-template file: one whose `define`s other templates call.
+    /// Its own `{{template}}` calls are checked only when it is attached to a template
+    /// with [`GoTemplate::parse_with_library`], as they may name templates that another
+    /// file of the library, or the template using it, defines.
+    pub fn parse_library(name: &str, source: &str) -> Result<Self, TemplateError> {
         let pieces = lex::split(name, source)?;
-        let nodes = parse::parse(name, pieces)?;
-        check_functions(name, &nodes)?;
+        let parsed = parse::parse(name, pieces)?;
+        let mut own: Templates = parsed
+            .definitions
+            .into_iter()
+            .map(|(name, definition)| (name, Arc::new(definition)))
+            .collect();
+        let top_level = Definition {
+            file: name.to_string(),
+            line: 1,
+            block: false,
+            body: parsed.nodes,
+        };
+        // As Go's `parse.Tree.add`: the top level is one more template, named like the file.
+        let main = match own.get(name) {
+            Some(defined) if !defined.is_empty() && top_level.is_empty() => defined.clone(),
+            Some(defined) if !defined.is_empty() => {
+                return Err(TemplateError {
+                    template: name.to_string(),
+                    line: defined.line,
+                    message: format!(
+                        "multiple definition of template {name:?}: the file's top level is \
+                         a template of that name too"
+                    ),
+                });
+            }
+            _ => {
+                let main = Arc::new(top_level);
+                own.insert(name.to_string(), main.clone());
+                main
+            }
+        };
+        for definition in own.values() {
+            check_functions(definition)?;
+        }
         Ok(Self {
             name: name.to_string(),
-            nodes,
+            main,
+            templates: own.clone(),
+            own,
         })
     }
 
     /// Renders the template with `data` as `.` and `$`.
     pub fn render(&self, data: &Value, options: &RenderOptions) -> Result<String, TemplateError> {
-        let exec = exec::Exec::new(options.missing, &options.functions, data);
-        exec.run(&self.nodes, data)
-            .map_err(|(line, message)| TemplateError {
-                template: self.name.clone(),
-                line,
-                message,
+        let exec = exec::Exec::new(options.missing, &options.functions, &self.templates, data);
+        exec.run(&self.main.body, data)
+            .map_err(|error| match error.inside {
+                None => TemplateError {
+                    template: self.name.clone(),
+                    line: error.line,
+                    message: error.message,
+                },
+                Some(inside) => TemplateError {
+                    template: inside.file,
+                    line: error.line,
+                    message: format!("executing {:?}: {}", inside.template, error.message),
+                },
             })
     }
 }
@@ -68,58 +159,38 @@ impl RenderOptions {
             functions: Functions::new(read_root),
         }
     }
+
+    /// The function table, which the handlebars front end shares.
+    pub(crate) fn functions(&self) -> &Functions {
+        &self.functions
+    }
 }
 
 /// Fails at parse time, as Go does, when a template calls a function nobody defined.
-fn check_functions(name: &str, nodes: &[Node]) -> Result<(), TemplateError> {
-    fn pipeline(name: &str, p: &Pipeline) -> Result<(), TemplateError> {
+fn check_functions(definition: &Definition) -> Result<(), TemplateError> {
+    fn pipeline(file: &str, p: &Pipeline) -> Result<(), TemplateError> {
         for command in &p.commands {
             for operand in &command.operands {
                 match operand {
                     Operand::Function(f) if !Functions::has(f) => {
                         return Err(TemplateError {
-                            template: name.to_string(),
+                            template: file.to_string(),
                             line: p.line,
                             message: format!("function {f:?} not defined"),
                         });
                     }
-                    Operand::Group(inner, _) => pipeline(name, inner)?,
+                    Operand::Group(inner, _) => pipeline(file, inner)?,
                     _ => {}
                 }
             }
         }
         Ok(())
     }
-    for node in nodes {
-        match node {
-            Node::Action(p) => pipeline(name, p)?,
-            Node::If {
-                branches,
-                otherwise,
-            }
-            | Node::With {
-                branches,
-                otherwise,
-            } => {
-                for (condition, body) in branches {
-                    pipeline(name, condition)?;
-                    check_functions(name, body)?;
-                }
-                check_functions(name, otherwise)?;
-            }
-            Node::Range {
-                pipeline: p,
-                body,
-                otherwise,
-            } => {
-                pipeline(name, p)?;
-                check_functions(name, body)?;
-                check_functions(name, otherwise)?;
-            }
-            Node::Text(_) | Node::Break | Node::Continue => {}
-        }
-    }
-    Ok(())
+    Node::walk(&definition.body, &mut |node| {
+        node.pipelines()
+            .into_iter()
+            .try_for_each(|p| pipeline(&definition.file, p))
+    })
 }
 
 #[cfg(test)]
@@ -332,7 +403,7 @@ mod tests {
             ("{{ nosuch 1 }}", "t.yml:1: function \"nosuch\" not defined"),
             (
                 "{{ template \"x\" }}",
-                "t.yml:1: `template` is not supported in burner templates yet",
+                "t.yml:1: template \"x\" not defined: no {{define \"x\"}} or {{block \"x\"}} in t.yml",
             ),
             ("{{ break }}", "t.yml:1: {{break}} outside {{range}}"),
             (

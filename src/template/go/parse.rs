@@ -1,4 +1,10 @@
 //! Building the tree of a Go template from its pieces.
+//!
+//! A file parses into its top-level nodes plus the named templates it defines with
+//! `{{define}}` and `{{block}}`; resolving `{{template}}` calls against them (and against
+//! function-template libraries) is the job of the module above.
+
+use std::collections::BTreeMap;
 
 use super::super::TemplateError;
 use super::lex::{Piece, Token};
@@ -23,6 +29,94 @@ pub enum Node {
     },
     Break,
     Continue,
+    /// `{{template "name"}}` (dot is nil inside) or `{{template "name" pipeline}}`; a
+    /// `{{block}}` leaves one of these where it stands.
+    Template {
+        name: String,
+        pipeline: Option<Pipeline>,
+        line: usize,
+    },
+}
+
+impl Node {
+    /// The pipelines this node evaluates itself (not those of the nodes it contains).
+    pub fn pipelines(&self) -> Vec<&Pipeline> {
+        match self {
+            Node::Action(p) | Node::Range { pipeline: p, .. } => vec![p],
+            Node::If { branches, .. } | Node::With { branches, .. } => {
+                branches.iter().map(|(condition, _)| condition).collect()
+            }
+            Node::Template { pipeline, .. } => pipeline.iter().collect(),
+            Node::Text(_) | Node::Break | Node::Continue => Vec::new(),
+        }
+    }
+
+    /// The lists of nodes directly inside this node.
+    pub fn bodies(&self) -> Vec<&[Node]> {
+        match self {
+            Node::If {
+                branches,
+                otherwise,
+            }
+            | Node::With {
+                branches,
+                otherwise,
+            } => branches
+                .iter()
+                .map(|(_, body)| body.as_slice())
+                .chain([otherwise.as_slice()])
+                .collect(),
+            Node::Range {
+                body, otherwise, ..
+            } => vec![body, otherwise],
+            Node::Text(_)
+            | Node::Action(_)
+            | Node::Break
+            | Node::Continue
+            | Node::Template { .. } => Vec::new(),
+        }
+    }
+
+    /// Calls `visit` on every node of `nodes` and of the lists inside them, outside in.
+    pub fn walk<'n, E>(
+        nodes: &'n [Node],
+        visit: &mut impl FnMut(&'n Node) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for node in nodes {
+            visit(node)?;
+            for body in node.bodies() {
+                Node::walk(body, visit)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A named template: the body of a `{{define}}` or `{{block}}`, or a file's top level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    /// The file it is written in, for errors.
+    pub file: String,
+    pub line: usize,
+    /// Written with `{{block}}`: a default that any `{{define}}` of the name replaces.
+    pub block: bool,
+    pub body: Vec<Node>,
+}
+
+impl Definition {
+    /// Go's `parse.IsEmptyTree`: nothing but whitespace (comments are gone already). An
+    /// empty definition never replaces a non-empty one of the same name.
+    pub fn is_empty(&self) -> bool {
+        self.body
+            .iter()
+            .all(|node| matches!(node, Node::Text(text) if text.trim().is_empty()))
+    }
+}
+
+/// A parsed file: its top level, and the templates it defines by name.
+pub struct Parsed {
+    pub nodes: Vec<Node>,
+    pub definitions: BTreeMap<String, Definition>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,15 +148,20 @@ pub enum Operand {
 }
 
 /// Parses the pieces of template `name` into a tree.
-pub fn parse(name: &str, pieces: Vec<Piece>) -> Result<Vec<Node>, TemplateError> {
+pub fn parse(name: &str, pieces: Vec<Piece>) -> Result<Parsed, TemplateError> {
     let mut parser = Parser {
         name,
         pieces: pieces.into_iter().peekable(),
         loops: 0,
+        top_level: true,
+        definitions: BTreeMap::new(),
     };
     let (nodes, end) = parser.list()?;
     match end {
-        None => Ok(nodes),
+        None => Ok(Parsed {
+            nodes,
+            definitions: parser.definitions,
+        }),
         Some((keyword, line)) => Err(parser.error(line, format!("unexpected {{{{{keyword}}}}}"))),
     }
 }
@@ -72,6 +171,9 @@ struct Parser<'a> {
     pieces: std::iter::Peekable<std::vec::IntoIter<Piece>>,
     /// How many `range` bodies enclose the current position (for break and continue).
     loops: usize,
+    /// Whether the current position is outside every action, where `define` is allowed.
+    top_level: bool,
+    definitions: BTreeMap<String, Definition>,
 }
 
 /// What ended a list of nodes: `end`, `else` (with what follows it), or the template's end.
@@ -141,16 +243,133 @@ impl Parser<'_> {
                         Node::Continue
                     });
                 }
-                "define" | "template" | "block" => {
+                "define" if self.top_level => {
+                    let name = self.template_name(&tokens, line, "define")?;
+                    if tokens.len() > 2 {
+                        return Err(self.error(
+                            line,
+                            format!("unexpected {:?} in {{{{define}}}}", tokens[2]),
+                        ));
+                    }
+                    self.definition(name, line, false)?;
+                }
+                "define" => {
                     return Err(self.error(
                         line,
-                        format!("`{keyword}` is not supported in burner templates yet"),
+                        "unexpected {{define}}: templates can only be defined at the top level, \
+                         outside every other action"
+                            .into(),
                     ));
+                }
+                "template" => {
+                    let name = self.template_name(&tokens, line, "template")?;
+                    let pipeline = match &tokens[2..] {
+                        [] => None,
+                        rest => Some(self.pipeline(rest, line)?),
+                    };
+                    nodes.push(Node::Template {
+                        name,
+                        pipeline,
+                        line,
+                    });
+                }
+                "block" => {
+                    let name = self.template_name(&tokens, line, "block")?;
+                    if tokens.len() == 2 {
+                        return Err(self.error(
+                            line,
+                            "missing value for {{block}}: write {{block \"name\" .}}".into(),
+                        ));
+                    }
+                    let pipeline = self.pipeline(&tokens[2..], line)?;
+                    self.definition(name.clone(), line, true)?;
+                    nodes.push(Node::Template {
+                        name,
+                        pipeline: Some(pipeline),
+                        line,
+                    });
                 }
                 _ => nodes.push(Node::Action(self.pipeline(&tokens, line)?)),
             }
         }
         Ok((nodes, None))
+    }
+
+    /// The nodes of a body inside an action, where `define` is not allowed.
+    fn nested_list(&mut self) -> Result<(Vec<Node>, ListEnd), TemplateError> {
+        let top_level = std::mem::replace(&mut self.top_level, false);
+        let result = self.list();
+        self.top_level = top_level;
+        result
+    }
+
+    /// The quoted name after `define`, `template` or `block` (Go accepts only a constant).
+    fn template_name(
+        &self,
+        tokens: &[Token],
+        line: usize,
+        keyword: &str,
+    ) -> Result<String, TemplateError> {
+        match tokens.get(1) {
+            Some(Token::String(name)) => Ok(name.clone()),
+            _ => Err(self.error(
+                line,
+                format!(
+                    "{{{{{keyword}}}}} needs a quoted template name: {{{{{keyword} \"name\"}}}}"
+                ),
+            )),
+        }
+    }
+
+    /// The body of a `define` or `block` up to its `{{end}}`, recorded as template `name`.
+    /// Like Go, a body starts afresh: `break` and `continue` do not reach an enclosing range.
+    fn definition(&mut self, name: String, line: usize, block: bool) -> Result<(), TemplateError> {
+        let keyword = if block { "block" } else { "define" };
+        let loops = std::mem::replace(&mut self.loops, 0);
+        let body = self.nested_list();
+        self.loops = loops;
+        let (body, end) = body?;
+        match end {
+            Some((word, _)) if word == "end" => {}
+            Some((word, end_line)) => {
+                return Err(self.error(
+                    end_line,
+                    format!("unexpected {{{{{word}}}}} in {{{{{keyword}}}}}"),
+                ));
+            }
+            None => {
+                return Err(self.error(
+                    line,
+                    format!("{{{{{keyword}}}}} has no matching {{{{end}}}}"),
+                ));
+            }
+        }
+        let definition = Definition {
+            file: self.name.to_string(),
+            line,
+            block,
+            body,
+        };
+        self.add(name, definition)
+    }
+
+    /// Records a definition as Go's `parse.Tree.add` does: within one file a name may be
+    /// defined twice only if one of the bodies is empty, and the non-empty one counts.
+    fn add(&mut self, name: String, definition: Definition) -> Result<(), TemplateError> {
+        match self.definitions.get(&name) {
+            Some(first) if !first.is_empty() && !definition.is_empty() => Err(self.error(
+                definition.line,
+                format!(
+                    "multiple definition of template {name:?} (first defined on line {})",
+                    first.line
+                ),
+            )),
+            Some(first) if !first.is_empty() => Ok(()),
+            _ => {
+                self.definitions.insert(name, definition);
+                Ok(())
+            }
+        }
     }
 
     fn push_back(&mut self, tokens: Vec<Token>, line: usize) {
@@ -185,14 +404,14 @@ impl Parser<'_> {
         let mut branches = Vec::new();
         let mut condition = self.pipeline(tokens, line)?;
         loop {
-            let (body, end) = self.list()?;
+            let (body, end) = self.nested_list()?;
             branches.push((condition, body));
             match end {
                 Some((word, _)) if word == "end" => {
                     return Ok(self.build_conditional(keyword, branches, Vec::new()));
                 }
                 Some((word, _)) if word == "else" => {
-                    let (otherwise, end) = self.list()?;
+                    let (otherwise, end) = self.nested_list()?;
                     return match end {
                         Some((word, _)) if word == "end" => {
                             Ok(self.build_conditional(keyword, branches, otherwise))
@@ -250,7 +469,7 @@ impl Parser<'_> {
             return Err(self.error(line, "range declares at most two variables".into()));
         }
         self.loops += 1;
-        let body = self.list();
+        let body = self.nested_list();
         self.loops -= 1;
         let (body, end) = body?;
         match end {
@@ -260,7 +479,7 @@ impl Parser<'_> {
                 otherwise: Vec::new(),
             }),
             Some((word, _)) if word == "else" => {
-                let (otherwise, end) = self.list()?;
+                let (otherwise, end) = self.nested_list()?;
                 match end {
                     Some((word, _)) if word == "end" => Ok(Node::Range {
                         pipeline,
