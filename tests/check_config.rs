@@ -286,7 +286,7 @@ fn bad_input_is_reported_with_where_and_what() {
             job("    objects:\n      - objectTemplate: templates/fn.yml\n"),
             vec![("templates/fn.yml", "x: {{ frobnicate 1 }}\n")],
             vec![],
-            "templates/fn.yml:1: function \"frobnicate\" not defined",
+            "templates/fn.yml:1: function or helper \"frobnicate\" not defined",
         ),
         (
             "jobs:\n  - name: {{ .BURNER_TEST_UNSET }}\n".to_string(),
@@ -392,6 +392,38 @@ fn bad_input_is_reported_with_where_and_what() {
             vec![],
             vec![],
             ": jobs[0].gc: a job that removes its objects right after it cannot be waited for by global.waitWhenFinished",
+        ),
+        (
+            job("    objects:\n      - objectTemplate: templates/mixed.yml\n"),
+            vec![(
+                "templates/mixed.yml",
+                "name: {{.JobName}}\nitems:\n{{#each list}}\n- {{this}}\n{{/each}}\n",
+            )],
+            vec![],
+            "templates/mixed.yml:3: mixes Go template syntax",
+        ),
+        (
+            job(
+                "    objects:\n      - objectTemplate: templates/hbs.yml\n        templateSyntax: handlebars\n",
+            ),
+            vec![("templates/hbs.yml", "name: {{#if x}}a\n")],
+            vec![],
+            "templates/hbs.yml:1: {{#if}} has no matching {{/if}}",
+        ),
+        (
+            format!(
+                "global:\n  functionTemplates: [templates/none.tpl]\n{}",
+                job(OBJECTS)
+            ),
+            vec![],
+            vec![],
+            ": global.functionTemplates[0]: file templates/none.tpl not found",
+        ),
+        (
+            job("    objects:\n      - objectTemplate: templates/call.yml\n"),
+            vec![("templates/call.yml", "a: 1\nb: {{ template \"nope\" . }}\n")],
+            vec![],
+            "templates/call.yml:2: template \"nope\" not defined",
         ),
     ];
     assert!(cases.len() >= 30);

@@ -26,12 +26,7 @@ use kube::{Api, ResourceExt};
 const WAIT: Duration = Duration::from_secs(120);
 
 fn fleet_options(prefix: &str, nodes: u32) -> HollowOptions {
-    HollowOptions {
-        nodes,
-        name_prefix: format!("{prefix}-{}", std::process::id()),
-        lease_interval: Duration::from_secs(1),
-        ..HollowOptions::default()
-    }
+    common::hollow_options(format!("{prefix}-{}", std::process::id()), nodes)
 }
 
 fn fleet_selector(prefix: &str) -> String {

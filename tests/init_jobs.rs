@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use burner::hollow::{FLEET_LABEL, HollowFleet, HollowOptions};
+use burner::hollow::{FLEET_LABEL, HollowFleet};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::api::ListParams;
@@ -113,11 +113,7 @@ fn labelled(uuid: &str) -> (usize, usize) {
 fn a_create_job_runs_on_hollow_nodes_and_destroy_removes_everything() {
     let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
     let prefix = format!("init-{}", std::process::id());
-    let options = HollowOptions {
-        nodes: 5,
-        name_prefix: prefix.clone(),
-        ..HollowOptions::default()
-    };
+    let options = common::hollow_options(prefix.clone(), 5);
     let fleet = common::run_on_harness(async move {
         HollowFleet::start(common::client().await, options)
             .await
@@ -540,11 +536,7 @@ fn objects_mode_churn_replaces_every_object_once_before_any_twice() {
 fn waits_follow_wait_options_and_give_up_at_max_wait_timeout() {
     let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
     let prefix = format!("waits-{}", std::process::id());
-    let options = HollowOptions {
-        nodes: 2,
-        name_prefix: prefix.clone(),
-        ..HollowOptions::default()
-    };
+    let options = common::hollow_options(prefix.clone(), 2);
     let fleet = common::run_on_harness(async move {
         HollowFleet::start(common::client().await, options)
             .await

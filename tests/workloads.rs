@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use burner::hollow::{HollowFleet, HollowOptions};
+use burner::hollow::HollowFleet;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
@@ -16,11 +16,7 @@ use kube::api::ListParams;
 #[test]
 fn every_shipped_workload_runs_verifies_and_cleans_up() {
     let kubeconfig = common::cluster().kubeconfig.to_str().unwrap().to_string();
-    let options = HollowOptions {
-        nodes: 10,
-        name_prefix: format!("workloads-{}", std::process::id()),
-        ..HollowOptions::default()
-    };
+    let options = common::hollow_options(format!("workloads-{}", std::process::id()), 10);
     let fleet = common::run_on_harness(async move {
         HollowFleet::start(common::client().await, options)
             .await
@@ -47,6 +43,7 @@ fn every_shipped_workload_runs_verifies_and_cleans_up() {
                 ("PODS", "20"),
                 ("QPS", "50"),
                 ("BURST", "50"),
+                ("CHURN_CYCLES", "1"),
             ])
             .output()
             .unwrap();
@@ -62,6 +59,7 @@ fn every_shipped_workload_runs_verifies_and_cleans_up() {
             .lines()
             .skip_while(|l| !l.starts_with("JOB"))
             .skip(1)
+            .take_while(|l| !l.is_empty())
             .collect();
         assert!(!rows.is_empty(), "{workload}: no job rows in\n{text}");
         for row in rows {

@@ -159,6 +159,10 @@ fn report(
         );
         failed |= !results::passed(job, config);
     }
+    // Below the table, after an empty line: what does not fit in a column.
+    if jobs.iter().any(|j| j.churn.is_some() || !j.ready) {
+        println!();
+    }
     for job in &jobs {
         if let Some(churn) = &job.churn {
             println!(

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use crate::template::TemplateError;
 use crate::template::go::{GoTemplate, MissingKey, RenderOptions};
+use crate::template::{Syntax, Template};
 pub use raw::{ChurnConfig, Global, JobType, RawConfig, RawJob, RawObject};
 
 /// How to load a config.
@@ -110,7 +111,7 @@ pub struct Object {
 #[derive(Debug, Clone)]
 pub struct ObjectTemplate {
     pub file: PathBuf,
-    pub parsed: Arc<GoTemplate>,
+    pub parsed: Arc<Template>,
 }
 
 /// The JSON Schema of the config, generated from the types that decode it (checked in as
@@ -300,6 +301,7 @@ fn validate(
         return Err(invalid("jobs".into(), "the config has no jobs".into()));
     }
     let mut warnings = Vec::new();
+    let library = function_templates(file, folder, &raw.global)?;
     let mut names = BTreeSet::new();
     let mut jobs = Vec::with_capacity(raw.jobs.len());
     for (j, job) in raw.jobs.into_iter().enumerate() {
@@ -422,7 +424,16 @@ fn validate(
                 )
             })?;
             let source = read(&template_file)?;
-            let template = GoTemplate::parse(&template_file.display().to_string(), &source)?;
+            let syntax = object.template_syntax.map(|s| match s {
+                raw::TemplateSyntax::Go => Syntax::Go,
+                raw::TemplateSyntax::Handlebars => Syntax::Handlebars,
+            });
+            let template = Template::parse(
+                &template_file.display().to_string(),
+                &source,
+                syntax,
+                &library,
+            )?;
             if object.replicas < 1 {
                 warnings.push(format!(
                     "job `{}`: {} has replicas {}, so it is skipped",
@@ -583,12 +594,6 @@ fn check_global_support(global: &Global, warnings: &mut Vec<String>) -> Result<(
                 .into(),
         );
     }
-    if !global.function_templates.is_empty() {
-        return Err((
-            "global.functionTemplates".into(),
-            "function templates are not supported by burner yet".into(),
-        ));
-    }
     if let Some(strategy) = &global.deletion_strategy
         && strategy != "default"
         && strategy != "gvr"
@@ -599,6 +604,32 @@ fn check_global_support(global: &Global, warnings: &mut Vec<String>) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// `global.functionTemplates`: files of `{{define}}`s that every Go object template can
+/// call with `{{template "name" ...}}`.
+fn function_templates(
+    file: &Path,
+    folder: &Path,
+    global: &Global,
+) -> Result<Vec<GoTemplate>, ConfigError> {
+    global
+        .function_templates
+        .iter()
+        .enumerate()
+        .map(|(n, name)| {
+            let path = resolve_template(folder, name).ok_or_else(|| ConfigError::Invalid {
+                file: file.to_path_buf(),
+                path: format!("global.functionTemplates[{n}]"),
+                message: format!(
+                    "file {name} not found (relative to the config file's folder {}, or to the working directory)",
+                    display_folder(folder)
+                ),
+            })?;
+            let source = read(&path)?;
+            Ok(GoTemplate::parse_library(&path.display().to_string(), &source)?)
+        })
+        .collect()
 }
 
 /// A template path, relative to the config's folder first, then to the working directory

@@ -244,6 +244,19 @@ pub struct RawObject {
     pub patch_type: Option<String>,
     #[serde(default)]
     pub kube_virt_op: Option<String>,
+    /// burner: the template's syntax, when detection should not decide.
+    #[serde(default)]
+    pub template_syntax: Option<TemplateSyntax>,
+}
+
+/// The syntax of an object template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TemplateSyntax {
+    /// Go's text/template with sprig functions, as kube-burner templates are written.
+    Go,
+    /// Handlebars, burner's native syntax.
+    Handlebars,
 }
 
 fn one_i64() -> i64 {
@@ -334,6 +347,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "patchType",
     "kubeVirtOp",
     "customStatusPaths",
+    "templateSyntax",
     "key",
     "value",
 ];

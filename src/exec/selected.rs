@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::run::{JobContext, JobResult, RunError, send};
 use crate::config::raw::ExecutionMode;
 use crate::config::{Config, Job, JobType, Object};
-use crate::template::go::RenderOptions;
+use crate::template::RenderOptions;
 
 /// Requests in flight at once per job.
 const CONCURRENCY: usize = 32;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::config::{Config, Job, JobType};
+use crate::template::RenderOptions;
 use crate::template::TemplateError;
-use crate::template::go::RenderOptions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {

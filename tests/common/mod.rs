@@ -142,3 +142,15 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Hollow nodes for tests: leases renewed every second, well inside the test cluster's 8 s
+/// node-monitor grace period, so a running fleet never looks silent to the node lifecycle
+/// controller (which would mark its pods not ready).
+pub fn hollow_options(name_prefix: impl Into<String>, nodes: u32) -> burner::hollow::HollowOptions {
+    burner::hollow::HollowOptions {
+        nodes,
+        name_prefix: name_prefix.into(),
+        lease_interval: std::time::Duration::from_secs(1),
+        ..burner::hollow::HollowOptions::default()
+    }
+}
