@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+mod yaml;
+
 use crate::config::{Config, Job, JobType};
 use crate::template::RenderOptions;
 use crate::template::TemplateError;
@@ -101,13 +103,17 @@ pub fn expand_job(
                     );
                     let rendered = object_template.parsed.render(&data, &options)?;
                     let template = object_template.file.display().to_string();
-                    let documents: Vec<Value> =
-                        serde_saphyr::from_multiple(&rendered).map_err(|e| PlanError::Yaml {
-                            template: template.clone(),
-                            iteration,
-                            replica,
-                            message: e.without_snippet().to_string(),
-                        })?;
+                    let documents = match yaml::parse_documents(&rendered) {
+                        Some(documents) => documents,
+                        None => {
+                            serde_saphyr::from_multiple(&rendered).map_err(|e| PlanError::Yaml {
+                                template: template.clone(),
+                                iteration,
+                                replica,
+                                message: e.without_snippet().to_string(),
+                            })?
+                        }
+                    };
                     for (document, manifest) in documents
                         .into_iter()
                         .enumerate()
