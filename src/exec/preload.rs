@@ -103,10 +103,9 @@ pub(super) async fn pull_images(
         &namespace,
         &ApiResource::erase::<DaemonSet>(&()),
     );
-    if tokio::time::timeout(period, until_ready(&dynamic))
-        .await
-        .is_err()
-    {
+    let is_ready = super::ready::kind_readiness("DaemonSet").expect("DaemonSets have a rule");
+    let ready = super::ready::until_one_is_ready(&dynamic, watcher::Config::default(), is_ready);
+    if tokio::time::timeout(period, ready).await.is_err() {
         tracing::warn!(
             job = job.name(),
             "images were not pre-loaded on every node within preLoadPeriod; going on"
@@ -160,27 +159,6 @@ fn daemonset(
             },
         },
     })
-}
-
-async fn until_ready(api: &Api<DynamicObject>) {
-    use futures::{StreamExt, TryStreamExt};
-    let is_ready = super::ready::kind_readiness("DaemonSet").expect("DaemonSets have a rule");
-    let mut events = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
-    loop {
-        match events.try_next().await {
-            Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
-                if is_ready(&serde_json::to_value(&o).unwrap_or_default()) {
-                    return;
-                }
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!("watch failed; retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

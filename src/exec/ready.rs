@@ -251,6 +251,30 @@ async fn watch_until_ready(ctx: &JobContext<'_>, wait: Wait) {
     }
 }
 
+/// Watches what `config` selects until one object of it passes `is_ready`.
+pub(super) async fn until_one_is_ready(
+    api: &Api<DynamicObject>,
+    config: watcher::Config,
+    is_ready: fn(&Value) -> bool,
+) {
+    let mut events = watcher::watcher(api.clone(), config).boxed();
+    loop {
+        match events.try_next().await {
+            Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
+                if is_ready(&serde_json::to_value(&o).unwrap_or_default()) {
+                    return;
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("watch failed; retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
 /// The readiness rule of a kind, if it has one.
 pub(super) fn kind_readiness(kind: &str) -> Option<fn(&Value) -> bool> {
     fn number(v: &Value, pointer: &str) -> i64 {

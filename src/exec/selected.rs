@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use kube::api::{
     Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
@@ -264,24 +264,8 @@ async fn act(
 /// `objectWait`: watches one object until its kind's readiness rule holds (at once for a
 /// kind without one).
 async fn until_ready(api: &Api<DynamicObject>, name: &str, kind: &str) {
-    let Some(is_ready) = super::ready::kind_readiness(kind) else {
-        return;
-    };
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = watcher::watcher(api.clone(), config).boxed();
-    loop {
-        match events.try_next().await {
-            Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
-                if is_ready(&serde_json::to_value(&o).unwrap_or_default()) {
-                    return;
-                }
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(object = name, "watch failed; retrying: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        }
+    if let Some(is_ready) = super::ready::kind_readiness(kind) {
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        super::ready::until_one_is_ready(api, config, is_ready).await;
     }
 }
