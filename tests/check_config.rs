@@ -233,10 +233,10 @@ fn bad_input_is_reported_with_where_and_what() {
             ": jobs[0].objects[0].objectTemplate: file templates/nope.yml not found (relative to the config file's folder",
         ),
         (
-            job("    objects:\n      - objectTemplate: https://example.invalid/pod.yml\n"),
+            job("    objects:\n      - objectTemplate: http://127.0.0.1:1/pod.yml\n"),
             vec![],
             vec![],
-            "templates from URLs are not supported yet",
+            ": jobs[0].objects[0].objectTemplate: cannot download http://127.0.0.1:1/pod.yml: ",
         ),
         (
             job("    jobType: delete\n    objects:\n      - kind: Pod\n"),
@@ -454,6 +454,62 @@ fn bad_input_is_reported_with_where_and_what() {
             || error.contains("data.yml");
         assert!(names_a_file, "the error names no file or option:\n{error}");
     }
+}
+
+/// Serves `body` to HTTP requests on 127.0.0.1 (with 404 for any path but `path`) until the
+/// test ends; returns the address.
+fn serve(path: &'static str, body: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            reader.read_line(&mut request_line).unwrap();
+            // Read the headers up to the empty line.
+            let mut header = String::new();
+            while reader.read_line(&mut header).unwrap() > 2 {
+                header.clear();
+            }
+            let found = request_line.split_whitespace().nth(1) == Some(path);
+            let (status, text) = if found {
+                ("200 OK", body)
+            } else {
+                ("404 Not Found", "")
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            );
+            stream.write_all(response.as_bytes()).unwrap();
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn templates_can_come_from_urls() {
+    let base = serve("/pod.yml", POD);
+    let workload = Workload::new(&job(&format!(
+        "    jobIterations: 3\n    objects:\n      - objectTemplate: {base}/pod.yml\n        inputVars: {{image: pause}}\n"
+    )));
+    let output = workload.check(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let all = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(all.contains("3 objects"), "{all}");
+
+    let missing = Workload::new(&job(&format!(
+        "    objects:\n      - objectTemplate: {base}/none.yml\n"
+    )));
+    let error = error_of(&missing, &[]);
+    assert!(
+        error.contains(&format!(
+            "cannot download {base}/none.yml: the server answered 404 Not Found"
+        )),
+        "{error}"
+    );
 }
 
 #[test]

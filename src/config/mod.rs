@@ -11,6 +11,7 @@
 //!
 //! This module knows nothing of the stages after it.
 
+mod fetch;
 pub mod raw;
 
 use std::collections::BTreeSet;
@@ -405,25 +406,31 @@ fn validate(
                 });
                 continue;
             }
-            if object.object_template.starts_with("http://")
+            let (template_file, source) = if object.object_template.starts_with("http://")
                 || object.object_template.starts_with("https://")
             {
-                return Err(invalid(
-                    at("objectTemplate"),
-                    "templates from URLs are not supported yet; use a file".into(),
-                ));
-            }
-            let template_file = resolve_template(folder, &object.object_template).ok_or_else(|| {
-                invalid(
-                    at("objectTemplate"),
-                    format!(
-                        "file {} not found (relative to the config file's folder {}, or to the working directory)",
-                        object.object_template,
-                        display_folder(folder)
-                    ),
-                )
-            })?;
-            let source = read(&template_file)?;
+                let url = &object.object_template;
+                let source = fetch::fetch(url).map_err(|message| {
+                    invalid(
+                        at("objectTemplate"),
+                        format!("cannot download {url}: {message}"),
+                    )
+                })?;
+                (PathBuf::from(url), source)
+            } else {
+                let file = resolve_template(folder, &object.object_template).ok_or_else(|| {
+                    invalid(
+                        at("objectTemplate"),
+                        format!(
+                            "file {} not found (relative to the config file's folder {}, or to the working directory)",
+                            object.object_template,
+                            display_folder(folder)
+                        ),
+                    )
+                })?;
+                let source = read(&file)?;
+                (file, source)
+            };
             let syntax = object.template_syntax.map(|s| match s {
                 raw::TemplateSyntax::Go => Syntax::Go,
                 raw::TemplateSyntax::Handlebars => Syntax::Handlebars,
