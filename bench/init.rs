@@ -1,8 +1,10 @@
 //! Benchmark of `burner init`'s create path against a real local control plane with hollow
 //! nodes. Prints:
 //!
-//! 1. rate accuracy: 2,000 pods at qps 100 and at qps 200 (burst equal), the achieved
-//!    creation rate beside the asked one (overall, and after the initial burst);
+//! 1. rate accuracy: 2,000 pods at qps 100 and at qps 200, and 2,000 ConfigMaps at qps 200
+//!    (burst equal), the achieved creation rate beside the asked one (overall, and after the
+//!    initial burst). ConfigMaps cost the control plane less than pods, so their rate shows
+//!    burner's gate where a 2-core machine cannot take 200 pods a second;
 //! 2. unlimited rate: 2,000 pods with no client-side limit, and burner's CPU beside the
 //!    apiserver's over the creation.
 //!
@@ -44,15 +46,23 @@ async fn bench(pods: u32) -> anyhow::Result<()> {
             .stderr(std::process::Stdio::null())
             .spawn()?;
         tokio::time::sleep(Duration::from_secs(5)).await;
-        for (label, qps) in [("rate accuracy", 100), ("rate accuracy", 200), ("unlimited", 0)] {
+        let cases = [("rate accuracy", 100, "pods"), ("rate accuracy", 200, "pods"), ("rate accuracy", 200, "configmaps"), ("unlimited", 0, "pods")];
+        for (label, qps, kind) in cases {
             let dir = tempfile::tempdir()?;
-            let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/kubelet-density/templates/pod.yml");
+            let template = match kind {
+                "pods" => Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/kubelet-density/templates/pod.yml"),
+                _ => {
+                    let path = dir.path().join("configmap.yml");
+                    std::fs::write(&path, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ .Iteration }}\ndata:\n  key: value\n")?;
+                    path
+                }
+            };
             let config = format!(
-                "jobs:\n  - name: bench\n    namespace: bench-{qps}\n    namespacedIterations: false\n    jobIterations: {pods}\n    qps: {qps}\n    burst: {qps}\n    waitWhenFinished: false\n    verifyObjects: false\n    objects:\n      - objectTemplate: {}\n        inputVars: {{containerImage: pause}}\n",
+                "jobs:\n  - name: bench\n    namespace: bench-{qps}-{kind}\n    namespacedIterations: false\n    jobIterations: {pods}\n    qps: {qps}\n    burst: {qps}\n    waitWhenFinished: false\n    verifyObjects: false\n    preLoadImages: false\n    objects:\n      - objectTemplate: {}\n        inputVars: {{containerImage: pause}}\n",
                 template.display()
             );
             std::fs::write(dir.path().join("config.yml"), config)?;
-            let uuid = format!("bench-{qps}");
+            let uuid = format!("bench-{qps}-{kind}");
             let loaded = config::load(&dir.path().join("config.yml"), &LoadOptions { uuid: uuid.clone(), ..LoadOptions::default() })?;
             let run_options = RunOptions { run_id: uuid.clone(), timeout: Duration::from_secs(600), cancel: CancellationToken::new() };
             let (burner_before, api_before) = (cpu_seconds(std::process::id()), cpu_seconds(apiserver));
@@ -61,7 +71,7 @@ async fn bench(pods: u32) -> anyhow::Result<()> {
             let job = &jobs[0];
             let writes = (job.created + job.namespaces) as f64;
             let seconds = job.create_time.as_secs_f64();
-            println!("== {label}: {pods} pods, qps {}", if qps == 0 { "unlimited".to_string() } else { qps.to_string() });
+            println!("== {label}: {pods} {kind}, qps {}", if qps == 0 { "unlimited".to_string() } else { qps.to_string() });
             println!("   created {} in {seconds:.2} s: {:.1} writes/s overall", job.created, writes / seconds);
             if qps > 0 {
                 // The first `burst` writes go at once; the rest at the asked rate.

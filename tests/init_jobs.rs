@@ -309,9 +309,12 @@ fn ctrl_c_stops_the_run_reports_what_was_done_and_says_how_to_clean_up() {
     let dir = tempfile::tempdir().unwrap();
     slow_configmaps(dir.path(), "interrupted", 5);
     let uuid = format!("66666666-2222-4333-8444-{:012}", std::process::id());
+    let results = dir.path().join("results");
     let child = Command::new(env!("CARGO_BIN_EXE_burner"))
         .args(["init", "--kubeconfig", &kubeconfig, "--uuid", &uuid, "-c"])
         .arg(dir.path().join("config.yml"))
+        .arg("--output-dir")
+        .arg(&results)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -335,6 +338,12 @@ fn ctrl_c_stops_the_run_reports_what_was_done_and_says_how_to_clean_up() {
     let row = row.unwrap_or_else(|| panic!("no row for the interrupted job:\n{all}"));
     let done: u64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!((1..100).contains(&done), "{row}");
+    // What was measured is written.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("jobSummary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary[0]["executionErrors"], "the run was interrupted");
+    assert_eq!(summary[0]["objectsDone"], done);
     destroy(&kubeconfig, &uuid);
 }
 
