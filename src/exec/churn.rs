@@ -65,12 +65,11 @@ pub(super) async fn churn(
             tokio::time::sleep(delay).await;
         }
         let before = ctx.counters.created.load(Ordering::Relaxed);
-        let recreate: Vec<&PlannedObject> = chosen.recreate.iter().map(|&i| &objects[i]).collect();
+        let recreate = || chosen.recreate.iter().map(|&i| &objects[i]);
         if chosen.namespaces {
-            let owned: Vec<PlannedObject> = recreate.iter().map(|o| (*o).clone()).collect();
-            create_namespaces(ctx, &owned).await?;
+            create_namespaces(ctx, recreate()).await?;
         }
-        create_objects(ctx, recreate.into_iter()).await;
+        create_objects(ctx, recreate()).await;
         summary.recreated += ctx.counters.created.load(Ordering::Relaxed) - before;
         if job.raw.wait_when_finished || job.raw.pod_wait {
             ready &= ready::wait_until_ready(ctx, objects, None).await;

@@ -36,8 +36,6 @@ const MAX_RETRIES: u32 = 5;
 pub enum RunError {
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("job `{job}`: jobType {job_type} is not supported by `burner init` yet (only create)")]
-    JobTypeNotSupported { job: String, job_type: String },
     #[error("global.clusterHealth: the cluster is not healthy: {reason}")]
     Unhealthy { reason: String },
     #[error("cannot discover the cluster's API resources")]
@@ -57,10 +55,6 @@ pub enum RunError {
         template: String,
         message: String,
     },
-    #[error(
-        "job `{job}`: patchType {patch_type} is not one of application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json or application/apply-patch+yaml"
-    )]
-    PatchType { job: String, patch_type: String },
     #[error("job `{job}`: cannot pre-load its images")]
     Preload {
         job: String,
@@ -157,27 +151,12 @@ pub async fn run(
 ) -> Result<(Vec<JobResult>, Outcome), RunError> {
     // Render everything, and refuse what cannot run, before the first write.
     let mut plans = Vec::with_capacity(config.jobs.len());
+    // Config validation has refused job types and patch types burner cannot run.
     for job in &config.jobs {
-        match job.job_type() {
-            JobType::Create | JobType::Delete | JobType::Read => {}
-            JobType::Kubevirt => {
-                return Err(RunError::JobTypeNotSupported {
-                    job: job.name().into(),
-                    job_type: "kubevirt".into(),
-                });
-            }
-            JobType::Patch => {
-                for object in &job.objects {
-                    let patch_type = object.raw.patch_type.clone().unwrap_or_default();
-                    if selected::PatchKind::parse(&patch_type).is_none() {
-                        return Err(RunError::PatchType {
-                            job: job.name().into(),
-                            patch_type,
-                        });
-                    }
-                    // A sample render, so a broken patch fails before the first write.
-                    selected::render_patch(config, job, object, 0, &options.run_id)?;
-                }
+        if job.job_type() == JobType::Patch {
+            for object in &job.objects {
+                // A sample render, so a broken patch fails before the first write.
+                selected::render_patch(config, job, object, 0, &options.run_id)?;
             }
         }
         let mut objects = Vec::new();
@@ -450,7 +429,7 @@ async fn run_create_job(
             tokio::time::sleep(delay).await;
         }
         if by_iteration && !job.raw.pre_create_namespaces {
-            namespaces_made += create_namespaces(ctx, batch).await?;
+            namespaces_made += create_namespaces(ctx, batch.iter()).await?;
         }
         create_objects(ctx, batch.iter()).await;
         if job.raw.pod_wait {
@@ -505,12 +484,12 @@ async fn run_create_job(
 }
 
 /// Creates the job's namespaces that `objects` go to; returns how many.
-pub(super) async fn create_namespaces(
+pub(super) async fn create_namespaces<'a>(
     ctx: &JobContext<'_>,
-    objects: &[PlannedObject],
+    objects: impl IntoIterator<Item = &'a PlannedObject>,
 ) -> Result<u64, RunError> {
     let namespaces: BTreeSet<&str> = objects
-        .iter()
+        .into_iter()
         .filter(|o| o.manifest.pointer("/metadata/namespace").is_none())
         .filter_map(|o| o.namespace.as_deref())
         .collect();
