@@ -6,6 +6,11 @@
 //! never renaming theirs. It is written whatever the outcome, so a run stopped by a timeout
 //! or Ctrl-C still leaves what it measured.
 
+pub mod compare;
+pub mod report;
+pub mod summary;
+pub mod text;
+
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
