@@ -14,8 +14,12 @@ pub mod exec;
 pub mod hollow;
 pub mod jq;
 pub mod local;
+pub mod measure;
 pub mod plan;
 pub mod results;
 pub mod rng;
+pub mod runner;
 pub mod shutdown;
 pub mod template;
+
+pub use runner::{RunReport, RunSettings, run};

@@ -10,15 +10,13 @@ use clap::Args;
 use super::check::ConfigArgs;
 use crate::config;
 use crate::exec::cleanup;
-use crate::exec::run::{self, JobResult, Outcome, RunOptions};
 use crate::exec::{ClientOptions, connect};
 use crate::hollow::{HollowFleet, HollowOptions};
 use crate::local::{LocalCluster, LocalOptions};
 use crate::results;
+use crate::results::summary::RunOutcome;
 use crate::rng::SplitMix64;
-
-/// How long a run may take when neither `--timeout` nor `global.timeout` says.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+use crate::runner::{self, RunFailure, RunReport, RunSettings};
 
 #[derive(Debug, Clone, Args)]
 pub struct InitArgs {
@@ -39,12 +37,21 @@ pub struct InitArgs {
     /// Run against a throwaway local cluster with hollow nodes, stopped afterwards.
     #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
     pub local: bool,
-    /// Write the results (jobSummary.json) into this folder.
+    /// Write the results into this folder [default: collected-metrics-<uuid>].
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    /// How to print the summary on stdout (logs stay on stderr).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
     /// Hollow nodes of the local cluster (with --local).
     #[arg(long, default_value_t = 10, requires = "local")]
     pub nodes: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -69,14 +76,19 @@ pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     // Everything is checked before a cluster is touched, or even started.
     let config = args.config.load(&uuid)?;
     let cancel = crate::shutdown::on_signal().context("cannot listen for Ctrl-C")?;
-    let run_options = RunOptions {
-        run_id: rng.uuid_v4(),
+    let settings = RunSettings {
+        run_id: Some(rng.uuid_v4()),
+        output_dir: Some(
+            args.output_dir
+                .clone()
+                .unwrap_or_else(|| runner::default_output_dir(&uuid)),
+        ),
         // The flag wins over the config, as it should; kube-burner's flag default hides
         // the config's value entirely.
         timeout: args
             .timeout
             .or(config.global.timeout)
-            .unwrap_or(DEFAULT_TIMEOUT),
+            .unwrap_or(runner::DEFAULT_TIMEOUT),
         cancel,
     };
     eprintln!("run {uuid} of {}", args.config.config.display());
@@ -87,12 +99,12 @@ pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             context: args.context.clone(),
         })
         .await?;
-        let outcome = run::run(&client, &config, &run_options).await;
-        if outcome.is_err() && !config.global.gc {
+        let outcome = runner::run(&client, &config, &settings).await;
+        if matches!(outcome, Err(RunFailure::Stopped { .. })) && !config.global.gc {
             // Earlier jobs may have created objects before the failure.
             eprintln!("if this run created anything, remove it with: burner destroy --uuid {uuid}");
         }
-        return report(outcome?, &config, args, &run_options.run_id, false);
+        return report(outcome?, &config, args, false);
     }
 
     let mut local = LocalOptions::new(format!("init-{}", std::process::id()));
@@ -112,91 +124,47 @@ pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("cannot start the hollow nodes")?;
         eprintln!("local cluster with {} hollow nodes is ready", args.nodes);
-        let result = run::run(&client, &config, &run_options).await;
+        let result = runner::run(&client, &config, &settings).await;
         fleet.shutdown().await.ok();
         anyhow::Ok(result?)
     }
     .await;
     cluster.stop().await?;
-    report(outcome?, &config, args, &run_options.run_id, true)
+    report(outcome?, &config, args, true)
 }
 
+/// Prints the run's summary (text or JSON) on stdout and what to do next on stderr;
+/// returns the run's exit code.
 fn report(
-    (jobs, outcome): (Vec<JobResult>, Outcome),
+    run: RunReport,
     config: &config::Config,
     args: &InitArgs,
-    run_id: &str,
     local: bool,
 ) -> anyhow::Result<ExitCode> {
-    let uuid = &config.uuid;
-    if let Some(dir) = &args.output_dir {
-        let summaries = results::job_summaries(&jobs, outcome, config, run_id);
-        let path = results::write_job_summary(dir, &summaries)?;
-        eprintln!("results: {}", path.display());
+    let summary = &run.summary;
+    match args.output {
+        OutputFormat::Text => print!("{}", results::text::render(summary)),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(summary).expect("the summary serialises")
+        ),
     }
-    println!(
-        "{:<28} {:>9} {:>9} {:>7} {:>8} {:>10} {:>9}  VERIFIED",
-        "JOB", "EXPECTED", "DONE", "ERRORS", "RETRIES", "RATE", "READY IN"
-    );
-    let mut failed = false;
-    for job in &jobs {
-        let verified = match job.verification_passed {
-            _ if job.stopped => "- (stopped)".to_string(),
-            Some(true) => "yes".to_string(),
-            Some(false) => format!("no: {:?}", job.verified.clone().unwrap_or_default()),
-            None => "-".to_string(),
-        };
-        println!(
-            "{:<28} {:>9} {:>9} {:>7} {:>8} {:>8.1}/s {:>9}  {verified}",
-            job.name,
-            job.expected,
-            job.created,
-            job.errors,
-            job.retries,
-            job.achieved_rate,
-            job.wait_time
-                .map_or("-".to_string(), |d| format!("{:.1}s", d.as_secs_f64())),
+    match summary.outcome {
+        RunOutcome::TimedOut => eprintln!("the run timed out"),
+        RunOutcome::Interrupted => eprintln!("the run was interrupted"),
+        RunOutcome::Completed => {}
+    }
+    if summary.thresholds_failed() {
+        eprintln!("measurement thresholds were exceeded");
+    }
+    eprintln!("results: {}", run.dir.display());
+    if !local && !config.global.gc {
+        eprintln!(
+            "to remove what this run created: burner destroy --uuid {}",
+            summary.uuid
         );
-        failed |= !results::passed(job, config);
     }
-    // Below the table, after an empty line: what does not fit in a column.
-    if jobs.iter().any(|j| j.churn.is_some() || !j.ready) {
-        println!();
-    }
-    for job in &jobs {
-        if let Some(churn) = &job.churn {
-            println!(
-                "{}: churn: {} cycles in {:.1}s, {} deleted, {} re-created",
-                job.name,
-                churn.cycles,
-                churn.duration.as_secs_f64(),
-                churn.deleted,
-                churn.recreated
-            );
-        }
-        if !job.ready {
-            println!(
-                "{}: not everything was ready within maxWaitTimeout",
-                job.name
-            );
-        }
-    }
-    let cleanup = (!local && !config.global.gc).then(|| format!("burner destroy --uuid {uuid}"));
-    let code = match outcome {
-        Outcome::Completed if failed => 1,
-        Outcome::Completed => 0,
-        Outcome::TimedOut => 2,
-        Outcome::Interrupted => 1,
-    };
-    match outcome {
-        Outcome::TimedOut => eprintln!("the run timed out"),
-        Outcome::Interrupted => eprintln!("the run was interrupted"),
-        Outcome::Completed => {}
-    }
-    if let Some(command) = cleanup {
-        eprintln!("to remove what this run created: {command}");
-    }
-    Ok(ExitCode::from(code))
+    Ok(ExitCode::from(summary.exit_code))
 }
 
 pub async fn destroy(args: &DestroyArgs) -> anyhow::Result<ExitCode> {

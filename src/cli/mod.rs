@@ -7,6 +7,7 @@ mod check;
 mod hollow;
 mod init;
 mod local;
+mod results;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -56,8 +57,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Simulate kubelets: register hollow nodes and drive their pods' lifecycles.
     Hollow(Box<hollow::HollowArgs>),
-    /// Build a report from the results of a run.
-    Report(NotYet),
+    /// Write the HTML report of a run's results.
+    Report(results::ReportArgs),
+    /// Compare two runs' headline numbers; exit code 1 on a regression.
+    Compare(results::CompareArgs),
     /// Run a real local control plane on 127.0.0.1 as the cluster under test.
     #[command(subcommand)]
     Local(local::LocalCommand),
@@ -68,13 +71,6 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-}
-
-/// Arguments of a command that a later version of burner fills in.
-#[derive(Debug, clap::Args)]
-pub struct NotYet {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -119,13 +115,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Init(args) => init::init(&args).await,
         Command::Destroy(args) => init::destroy(&args).await,
-        Command::Report(_) => not_yet("report"),
+        Command::Report(args) => results::report(&args),
+        Command::Compare(args) => results::compare(&args),
     }
-}
-
-fn not_yet(command: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("error: `burner {command}` is not implemented yet");
-    Ok(ExitCode::from(1))
 }
 
 fn init_logging(level: LogLevel) {

@@ -12,6 +12,7 @@
 //! This module knows nothing of the stages after it.
 
 mod fetch;
+pub mod measurements;
 pub mod raw;
 
 use std::collections::BTreeSet;
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
+
+pub use measurements::JobMeasurements;
 
 use crate::template::TemplateError;
 use crate::template::go::{GoTemplate, MissingKey, RenderOptions};
@@ -87,6 +90,8 @@ pub struct Job {
     pub burst: u32,
     pub missing: MissingKey,
     pub objects: Vec<Object>,
+    /// What the job measures: its own measurements over the global ones.
+    pub measurements: JobMeasurements,
 }
 
 impl Job {
@@ -459,12 +464,20 @@ fn validate(
         check_job_support(&job, &at).map_err(|(path, message)| invalid(path, message))?;
         job_warnings(&job, raw.global.wait_when_finished, &at, &mut warnings)
             .map_err(|(path, message)| invalid(path, message))?;
+        let measurements = measurements::job_measurements(
+            &raw.global.measurements,
+            &job.measurements,
+            &at,
+            &mut warnings,
+        )
+        .map_err(|(path, message)| invalid(path, message))?;
         jobs.push(Job {
             raw: job,
             qps,
             burst,
             missing,
             objects,
+            measurements,
         });
     }
     check_global_support(&raw.global, &mut warnings)
@@ -578,18 +591,10 @@ fn job_warnings(
             "job `{name}`: skipIndexing, metricsAggregate and metricsClosing concern metrics, which are not collected yet"
         ));
     }
-    if !job.measurements.is_empty() {
-        warnings.push(format!(
-            "job `{name}`: measurements are not taken yet; they are ignored"
-        ));
-    }
     Ok(())
 }
 
 fn check_global_support(global: &Global, warnings: &mut Vec<String>) -> Result<(), Problem> {
-    if !global.measurements.is_empty() {
-        warnings.push("global.measurements are not taken yet; they are ignored".into());
-    }
     if global.gc_metrics {
         warnings.push(
             "global.gcMetrics: metrics are not scraped yet; gc runs and blocks as usual".into(),

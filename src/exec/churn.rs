@@ -18,7 +18,7 @@ use kube::core::ObjectMeta;
 use kube::discovery::{ApiResource, Scope};
 
 use super::run::{
-    ChurnSummary, JobContext, RunError, create_namespaces, create_objects, resolve, send,
+    Call, ChurnSummary, JobContext, RunError, create_namespaces, create_objects, resolve, send,
 };
 use super::{labels, ready, wait};
 use crate::config::raw::{ChurnConfig, ChurnMode};
@@ -157,7 +157,15 @@ async fn delete_namespace_window(
     let namespace_api: Api<DynamicObject> =
         Api::all_with(ctx.client.clone(), &ApiResource::erase::<Namespace>(&()));
     for name in &window {
-        if delete(ctx, &namespace_api, name, DeleteParams::background()).await {
+        if delete(
+            ctx,
+            &namespace_api,
+            "namespaces",
+            name,
+            DeleteParams::background(),
+        )
+        .await
+        {
             deleted += 1;
         }
     }
@@ -171,11 +179,18 @@ async fn delete_namespace_window(
     for resource in kinds(ctx, recreate.iter().map(|&i| &objects[i]), Scope::Cluster) {
         let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
         let selector = run_selector(ctx);
-        for meta in list(ctx, &api, &selector).await {
+        for meta in list(ctx, &api, &resource.plural, &selector).await {
             let iteration = meta.labels.as_ref().and_then(|l| l.get(labels::ITERATION));
             if iteration.is_some_and(|i| iterations.contains(i))
                 && let Some(name) = &meta.name
-                && delete(ctx, &api, name, DeleteParams::background()).await
+                && delete(
+                    ctx,
+                    &api,
+                    &resource.plural,
+                    name,
+                    DeleteParams::background(),
+                )
+                .await
             {
                 deleted += 1;
             }
@@ -254,7 +269,7 @@ async fn delete_oldest(
         let all: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
         let selector = format!("{},{}={index}", run_selector(ctx), labels::INDEX);
         // Each instance found, with the planned object it was made from.
-        let mut instances: Vec<(ObjectMeta, usize)> = list(ctx, &all, &selector)
+        let mut instances: Vec<(ObjectMeta, usize)> = list(ctx, &all, &resource.plural, &selector)
             .await
             .into_iter()
             .filter_map(|meta| {
@@ -294,7 +309,15 @@ async fn delete_oldest(
                 }
                 _ => all.clone(),
             };
-            if delete(ctx, &api, &name, DeleteParams::foreground()).await {
+            if delete(
+                ctx,
+                &api,
+                &resource.plural,
+                &name,
+                DeleteParams::foreground(),
+            )
+            .await
+            {
                 deleted += 1;
                 recreate.push(position);
                 last_churned.insert(position, cycle);
@@ -342,22 +365,30 @@ fn kinds<'a>(
     seen.into_values().collect()
 }
 
-async fn list(ctx: &JobContext<'_>, api: &Api<DynamicObject>, selector: &str) -> Vec<ObjectMeta> {
+async fn list(
+    ctx: &JobContext<'_>,
+    api: &Api<DynamicObject>,
+    resource: &str,
+    selector: &str,
+) -> Vec<ObjectMeta> {
     let params = ListParams::default().labels(selector);
-    send(ctx, |_| api.list_metadata(&params))
-        .await
-        .map(|l| l.items.into_iter().map(|o| o.metadata).collect())
-        .unwrap_or_default()
+    send(ctx, Call::new("list", resource), |_| {
+        api.list_metadata(&params)
+    })
+    .await
+    .map(|l| l.items.into_iter().map(|o| o.metadata).collect())
+    .unwrap_or_default()
 }
 
 /// Deletes one object through the gate; true when it was deleted (or was already gone).
 async fn delete(
     ctx: &JobContext<'_>,
     api: &Api<DynamicObject>,
+    resource: &str,
     name: &str,
     params: DeleteParams,
 ) -> bool {
-    send(ctx, |_| async {
+    send(ctx, Call::new("delete", resource), |_| async {
         match api.delete(name, &params).await {
             Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
             other => other.map(|_| ()),

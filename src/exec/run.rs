@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{churn, cleanup, labels, preload, ready, selected};
 use crate::config::{Config, Job, JobType};
+use crate::measure::{JobRecorder, Recorder};
 use crate::plan::{self, PlanError, PlannedObject};
 
 /// Writes in flight at once per job.
@@ -141,6 +142,8 @@ pub struct RunOptions {
     pub run_id: String,
     pub timeout: Duration,
     pub cancel: CancellationToken,
+    /// Where jobs report what they do, for measurement.
+    pub recorder: Recorder,
 }
 
 /// Runs every job; returns what each did and how the run ended.
@@ -149,18 +152,38 @@ pub async fn run(
     config: &Config,
     options: &RunOptions,
 ) -> Result<(Vec<JobResult>, Outcome), RunError> {
-    // Render everything, and refuse what cannot run, before the first write.
+    let prepared = prepare(client, config, &options.run_id).await?;
+    let mut results = Vec::new();
+    let outcome = prepared.execute(options, &mut results).await?;
+    Ok((results, outcome))
+}
+
+/// A run rendered and checked against the cluster: every object planned, every kind
+/// resolved. Nothing has been written yet.
+pub struct Prepared<'a> {
+    client: &'a kube::Client,
+    config: &'a Config,
+    plans: Vec<Vec<PlannedObject>>,
+    discovery: Discovery,
+}
+
+/// Renders everything and refuses what cannot run, before the first write.
+pub async fn prepare<'a>(
+    client: &'a kube::Client,
+    config: &'a Config,
+    run_id: &str,
+) -> Result<Prepared<'a>, RunError> {
     let mut plans = Vec::with_capacity(config.jobs.len());
     // Config validation has refused job types and patch types burner cannot run.
     for job in &config.jobs {
         if job.job_type() == JobType::Patch {
             for object in &job.objects {
                 // A sample render, so a broken patch fails before the first write.
-                selected::render_patch(config, job, object, 0, &options.run_id)?;
+                selected::render_patch(config, job, object, 0, run_id)?;
             }
         }
         let mut objects = Vec::new();
-        plan::expand_job(config, job, &options.run_id, |o| {
+        plan::expand_job(config, job, run_id, |o| {
             objects.push(o.clone());
             Ok(())
         })?;
@@ -169,7 +192,7 @@ pub async fn run(
     if config.global.cluster_health {
         check_health(client).await?;
     }
-    let mut discovery = Discovery::new(client.clone())
+    let discovery = Discovery::new(client.clone())
         .run_aggregated()
         .await
         .map_err(RunError::Discovery)?;
@@ -192,105 +215,141 @@ pub async fn run(
         }
     }
 
-    let deadline = tokio::time::Instant::now() + options.timeout;
-    let mut results = Vec::new();
-    let mut created = Vec::new();
-    for (job, objects) in config.jobs.iter().zip(plans) {
-        // A kind an earlier job's CRD defines appears once the CRD is established: look
-        // again until every kind resolves, for a while.
-        let patience = tokio::time::Instant::now() + KIND_PATIENCE;
-        while objects.iter().any(|o| resolve(&discovery, job, o).is_err())
-            && tokio::time::Instant::now() < patience
-        {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            discovery = Discovery::new(client.clone())
-                .run_aggregated()
-                .await
-                .map_err(RunError::Discovery)?;
-        }
-        if let Some(object) = objects
-            .iter()
-            .find(|o| resolve(&discovery, job, o).is_err())
-        {
-            return Err(resolve(&discovery, job, object).expect_err("just found unresolvable"));
-        }
-        // The job's counters live here, so a timeout or Ctrl-C still reports what it did.
-        let counters = Counters::default();
-        let ctx = JobContext {
+    Ok(Prepared {
+        client,
+        config,
+        plans,
+        discovery,
+    })
+}
+
+impl Prepared<'_> {
+    /// Runs every job; `results` gets what each did, also when an error ends the run
+    /// midway. Returns how the run ended.
+    pub async fn execute(
+        self,
+        options: &RunOptions,
+        results: &mut Vec<JobResult>,
+    ) -> Result<Outcome, RunError> {
+        let Prepared {
             client,
             config,
-            job,
-            discovery: &discovery,
-            options,
-            gate: gate(job),
-            counters: &counters,
-        };
-        let started = Instant::now();
-        let work = async {
-            match job.job_type() {
-                JobType::Create => run_create_job(&ctx, &objects).await,
-                _ => selected::run_selected_job(&ctx).await,
+            plans,
+            mut discovery,
+        } = self;
+        let deadline = tokio::time::Instant::now() + options.timeout;
+        let mut created = Vec::new();
+        for (job, objects) in config.jobs.iter().zip(plans) {
+            // A kind an earlier job's CRD defines appears once the CRD is established: look
+            // again until every kind resolves, for a while.
+            let patience = tokio::time::Instant::now() + KIND_PATIENCE;
+            while objects.iter().any(|o| resolve(&discovery, job, o).is_err())
+                && tokio::time::Instant::now() < patience
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                discovery = Discovery::new(client.clone())
+                    .run_aggregated()
+                    .await
+                    .map_err(RunError::Discovery)?;
             }
-        };
-        let started_at = Some(SystemTime::now());
-        let stopped = tokio::select! {
-            result = work => {
-                results.push(JobResult { started_at, ended_at: Some(SystemTime::now()), ..result? });
-                created.push((job, objects));
-                if let Some(pause) = job.raw.job_pause {
-                    tracing::info!(job = job.name(), "pausing for {}", humantime::format_duration(pause));
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = tokio::time::sleep_until(deadline) => return Ok((results, Outcome::TimedOut)),
-                        _ = options.cancel.cancelled() => return Ok((results, Outcome::Interrupted)),
+            if let Some(object) = objects
+                .iter()
+                .find(|o| resolve(&discovery, job, o).is_err())
+            {
+                return Err(resolve(&discovery, job, object).expect_err("just found unresolvable"));
+            }
+            // The job's counters live here, so a timeout or Ctrl-C still reports what it did.
+            let counters = Counters::default();
+            let ctx = JobContext {
+                client,
+                config,
+                job,
+                discovery: &discovery,
+                options,
+                gate: gate(job),
+                counters: &counters,
+                recorder: options.recorder.job_started(job.name()),
+            };
+            let started = Instant::now();
+            let work = async {
+                match job.job_type() {
+                    JobType::Create => run_create_job(&ctx, &objects).await,
+                    _ => selected::run_selected_job(&ctx).await,
+                }
+            };
+            let started_at = Some(SystemTime::now());
+            let stopped = tokio::select! {
+                result = work => {
+                    let result = match result {
+                        Ok(result) => result,
+                        Err(error) => {
+                            // What the job did before the error still counts.
+                            results.push(JobResult {
+                                started_at,
+                                ended_at: Some(SystemTime::now()),
+                                ..counters.partial(job.name(), objects.len() as u64, started.elapsed())
+                            });
+                            return Err(error);
+                        }
+                    };
+                    results.push(JobResult { started_at, ended_at: Some(SystemTime::now()), ..result });
+                    created.push((job, objects));
+                    if let Some(pause) = job.raw.job_pause {
+                        tracing::info!(job = job.name(), "pausing for {}", humantime::format_duration(pause));
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = tokio::time::sleep_until(deadline) => return Ok(Outcome::TimedOut),
+                            _ = options.cancel.cancelled() => return Ok(Outcome::Interrupted),
+                        }
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(deadline) => Outcome::TimedOut,
+                _ = options.cancel.cancelled() => Outcome::Interrupted,
+            };
+            results.push(JobResult {
+                started_at,
+                ended_at: Some(SystemTime::now()),
+                ..counters.partial(job.name(), objects.len() as u64, started.elapsed())
+            });
+            return Ok(stopped);
+        }
+        let finish = async {
+            if config.global.wait_when_finished {
+                // After all jobs, everything the create jobs made, ready together.
+                for (job, objects) in created
+                    .iter()
+                    .filter(|(j, _)| j.job_type() == JobType::Create)
+                {
+                    let counters = Counters::default();
+                    let ctx = JobContext {
+                        client,
+                        config,
+                        job,
+                        discovery: &discovery,
+                        options,
+                        gate: None,
+                        counters: &counters,
+                        recorder: JobRecorder::default(),
+                    };
+                    let ready = ready::wait_until_ready(&ctx, objects, None).await;
+                    if let Some(result) = results.iter_mut().find(|r| r.name == job.name()) {
+                        result.ready &= ready;
                     }
                 }
-                continue;
             }
-            _ = tokio::time::sleep_until(deadline) => Outcome::TimedOut,
-            _ = options.cancel.cancelled() => Outcome::Interrupted,
+            if config.global.gc {
+                cleanup::destroy(client, &config.uuid).await?;
+            }
+            Ok::<_, RunError>(())
         };
-        results.push(JobResult {
-            started_at,
-            ended_at: Some(SystemTime::now()),
-            ..counters.partial(job.name(), objects.len() as u64, started.elapsed())
-        });
-        return Ok((results, stopped));
-    }
-    let finish = async {
-        if config.global.wait_when_finished {
-            // After all jobs, everything the create jobs made, ready together.
-            for (job, objects) in created
-                .iter()
-                .filter(|(j, _)| j.job_type() == JobType::Create)
-            {
-                let counters = Counters::default();
-                let ctx = JobContext {
-                    client,
-                    config,
-                    job,
-                    discovery: &discovery,
-                    options,
-                    gate: None,
-                    counters: &counters,
-                };
-                let ready = ready::wait_until_ready(&ctx, objects, None).await;
-                if let Some(result) = results.iter_mut().find(|r| r.name == job.name()) {
-                    result.ready &= ready;
-                }
-            }
+        tokio::select! {
+            done = finish => { done?; }
+            _ = tokio::time::sleep_until(deadline) => return Ok(Outcome::TimedOut),
+            _ = options.cancel.cancelled() => return Ok(Outcome::Interrupted),
         }
-        if config.global.gc {
-            cleanup::destroy(client, &config.uuid).await?;
-        }
-        Ok::<_, RunError>(())
-    };
-    tokio::select! {
-        done = finish => { done?; }
-        _ = tokio::time::sleep_until(deadline) => return Ok((results, Outcome::TimedOut)),
-        _ = options.cancel.cancelled() => return Ok((results, Outcome::Interrupted)),
+        Ok(Outcome::Completed)
     }
-    Ok((results, Outcome::Completed))
 }
 
 /// `global.clusterHealth`: the apiserver says ok on /healthz, and every node is Ready with
@@ -378,6 +437,7 @@ pub(super) struct JobContext<'a> {
     pub(super) options: &'a RunOptions,
     pub(super) gate: Option<DefaultDirectRateLimiter>,
     pub(super) counters: &'a Counters,
+    pub(super) recorder: JobRecorder,
 }
 
 async fn run_create_job(
@@ -505,7 +565,7 @@ pub(super) async fn create_objects<'a>(
     ctx: &JobContext<'_>,
     objects: impl Iterator<Item = &'a PlannedObject>,
 ) {
-    let writes = futures::stream::iter(objects.map(|object| async move {
+    paced(ctx, objects, |object, intended| async move {
         let job = ctx.job;
         let Ok((resource, capabilities)) = resolve(ctx.discovery, job, object) else {
             ctx.counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -526,7 +586,24 @@ pub(super) async fn create_objects<'a>(
             ctx.counters.errors.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if create_with_retries(ctx, &api, &dynamic).await {
+        let call = Call {
+            verb: "create",
+            resource: &resource.plural,
+            paced: intended,
+        };
+        let pod = match (&resource.kind[..], &dynamic.metadata.name) {
+            ("Pod", Some(name)) => {
+                let namespace = dynamic.metadata.namespace.as_deref();
+                Some((
+                    namespace
+                        .or(object.namespace.as_deref())
+                        .unwrap_or("default"),
+                    &name[..],
+                ))
+            }
+            _ => None,
+        };
+        if create_with_retries(ctx, call, pod, &api, &dynamic).await {
             ctx.counters.created.fetch_add(1, Ordering::Relaxed);
         } else {
             tracing::warn!(
@@ -536,10 +613,39 @@ pub(super) async fn create_objects<'a>(
                 "creating an object failed"
             );
         }
-    }))
-    .buffer_unordered(CONCURRENCY)
-    .collect::<Vec<()>>();
-    writes.await;
+    })
+    .await;
+}
+
+/// Runs `work` on every item, at most [`CONCURRENCY`] at once. Items pass the job's gate
+/// one by one, in order, before they wait for a free slot; `work` gets the moment the gate
+/// let its item go, the intended send time from which API-call latency counts, so a
+/// client that cannot keep up shows as latency. Without a gate items go when a slot is
+/// free.
+pub(super) async fn paced<I, F, Fut>(ctx: &JobContext<'_>, items: I, work: F)
+where
+    I: IntoIterator,
+    F: Fn(I::Item, Option<Instant>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(gate) = &ctx.gate else {
+        futures::stream::iter(items)
+            .for_each_concurrent(CONCURRENCY, |item| work(item, None))
+            .await;
+        return;
+    };
+    let (released, waiting) = futures::channel::mpsc::unbounded();
+    let pacer = async move {
+        for item in items {
+            gate.until_ready().await;
+            if released.unbounded_send((item, Instant::now())).is_err() {
+                break;
+            }
+        }
+    };
+    let workers =
+        waiting.for_each_concurrent(CONCURRENCY, |(item, intended)| work(item, Some(intended)));
+    futures::join!(pacer, workers);
 }
 
 /// The API of the namespace (or cluster) a planned object lives in.
@@ -598,7 +704,7 @@ async fn create_namespace(ctx: &JobContext<'_>, name: &str) -> Result<(), RunErr
     let api: Api<DynamicObject> =
         Api::all_with(ctx.client.clone(), &ApiResource::erase::<Namespace>(&()));
     // A namespace that exists already is used as it is, as kube-burner does.
-    let created = send(ctx, |_| async {
+    let created = send(ctx, Call::new("create", "namespaces"), |_| async {
         match api.create(&PostParams::default(), &namespace).await {
             Err(kube::Error::Api(status)) if status.is_already_exists() => {
                 tracing::info!(namespace = name, "namespace exists already; using it");
@@ -616,25 +722,62 @@ async fn create_namespace(ctx: &JobContext<'_>, name: &str) -> Result<(), RunErr
 
 /// Creates through the gate. AlreadyExists after a retry means an earlier attempt landed:
 /// success.
+/// `pod` names a pod by namespace and name, for pod startup latency.
 async fn create_with_retries(
     ctx: &JobContext<'_>,
+    call: Call<'_>,
+    pod: Option<(&str, &str)>,
     api: &Api<DynamicObject>,
     object: &DynamicObject,
 ) -> bool {
-    send(ctx, |attempt| async move {
-        match api.create(&PostParams::default(), object).await {
-            Err(kube::Error::Api(status)) if status.is_already_exists() && attempt > 0 => Ok(()),
-            other => other.map(|_| ()),
+    send(ctx, call, |attempt| {
+        // Pod startup latency counts from the request that created the pod.
+        if let Some((namespace, name)) = pod {
+            ctx.recorder.pod_create_sent(namespace, name);
+        }
+        async move {
+            match api.create(&PostParams::default(), object).await {
+                Err(kube::Error::Api(status)) if status.is_already_exists() && attempt > 0 => {
+                    Ok(())
+                }
+                other => other.map(|_| ()),
+            }
         }
     })
     .await
     .is_some()
 }
 
+/// What a request is, for API-call latency.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Call<'a> {
+    /// create, get, list, patch or delete.
+    pub(super) verb: &'static str,
+    /// The resource's plural name.
+    pub(super) resource: &'a str,
+    /// When the job's gate released the request already (see [`paced`]).
+    pub(super) paced: Option<Instant>,
+}
+
+impl<'a> Call<'a> {
+    pub(super) fn new(verb: &'static str, resource: &'a str) -> Self {
+        Self {
+            verb,
+            resource,
+            paced: None,
+        }
+    }
+}
+
 /// Sends one request of a job through its gate, retrying 429, 5xx, connection failures and
 /// requests that took longer than `global.requestTimeout`, with backoff and jitter (and a
-/// 429's Retry-After), counting retries and errors. `request` gets the attempt number.
-pub(super) async fn send<T, F, Fut>(ctx: &JobContext<'_>, mut request: F) -> Option<T>
+/// 429's Retry-After), counting retries and errors and recording every attempt's latency
+/// from its intended send time. `request` gets the attempt number.
+pub(super) async fn send<T, F, Fut>(
+    ctx: &JobContext<'_>,
+    call: Call<'_>,
+    mut request: F,
+) -> Option<T>
 where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = kube::Result<T>>,
@@ -644,12 +787,27 @@ where
         .global
         .request_timeout
         .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    let success = if call.verb == "create" { 201 } else { 200 };
     for attempt in 0..=MAX_RETRIES {
-        if let Some(gate) = &ctx.gate {
-            gate.until_ready().await;
-        }
+        let intended = match call.paced {
+            Some(released) if attempt == 0 => released,
+            _ => {
+                if let Some(gate) = &ctx.gate {
+                    gate.until_ready().await;
+                }
+                Instant::now()
+            }
+        };
         let mut wait = Duration::from_millis(100 << attempt.min(5));
-        match tokio::time::timeout(timeout, request(attempt)).await {
+        let answer = tokio::time::timeout(timeout, request(attempt)).await;
+        let code = match &answer {
+            Ok(Ok(_)) => success,
+            Ok(Err(kube::Error::Api(status))) => status.code,
+            _ => 0,
+        };
+        ctx.recorder
+            .api_call(call.verb, call.resource, code, intended);
+        match answer {
             Ok(Ok(value)) => return Some(value),
             Ok(Err(kube::Error::Api(status))) if status.code == 429 || status.code >= 500 => {
                 if let Some(seconds) = status

@@ -5,7 +5,6 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use futures::StreamExt;
 use kube::api::{
     Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
@@ -13,13 +12,10 @@ use kube::discovery::{ApiResource, Discovery, Scope};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-use super::run::{JobContext, JobResult, RunError, send};
+use super::run::{Call, JobContext, JobResult, RunError, paced, send};
 use crate::config::raw::ExecutionMode;
 use crate::config::{Config, Job, JobType, Object};
 use crate::template::RenderOptions;
-
-/// Requests in flight at once per job.
-const CONCURRENCY: usize = 32;
 
 /// How a patch object's rendered template is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +135,10 @@ pub(super) async fn run_selected_job(ctx: &JobContext<'_>) -> Result<JobResult, 
                 .join(",");
             let all: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
             let params = ListParams::default().labels(&selector);
-            let listed = send(ctx, |_| all.list_metadata(&params)).await;
+            let listed = send(ctx, Call::new("list", &resource.plural), |_| {
+                all.list_metadata(&params)
+            })
+            .await;
             let items: Vec<(Option<String>, String)> = listed
                 .map(|list| {
                     list.items
@@ -174,19 +173,28 @@ pub(super) async fn run_selected_job(ctx: &JobContext<'_>) -> Result<JobResult, 
                         tokio::time::sleep(delay).await;
                     }
                     let api = api_of(namespace);
-                    act(ctx, &api, name, patch.as_ref(), patch_kind).await;
+                    act(
+                        ctx,
+                        (&api, &resource.plural),
+                        None,
+                        name,
+                        patch.as_ref(),
+                        patch_kind,
+                    )
+                    .await;
                     if job.raw.object_wait {
                         until_ready(&api, name, &resource.kind).await;
                     }
                 }
             } else {
-                futures::stream::iter(items.iter().map(|(namespace, name)| {
+                let patch = patch.as_ref();
+                paced(ctx, &items, |(namespace, name), intended| {
                     let api = api_of(namespace);
-                    let patch = patch.as_ref();
-                    async move { act(ctx, &api, name, patch, patch_kind).await }
-                }))
-                .buffer_unordered(CONCURRENCY)
-                .collect::<Vec<()>>()
+                    let plural = &resource.plural;
+                    async move {
+                        act(ctx, (&api, plural), intended, name, patch, patch_kind).await;
+                    }
+                })
                 .await;
             }
             if job.job_type() == JobType::Delete && job.raw.wait_for_deletion {
@@ -209,15 +217,23 @@ pub(super) async fn run_selected_job(ctx: &JobContext<'_>) -> Result<JobResult, 
 }
 
 /// Deletes, reads or patches one object through the job's gate, counting it when done.
+/// `resource` is the object's plural name; `intended`, when the job's gate released the
+/// request already.
 async fn act(
     ctx: &JobContext<'_>,
-    api: &Api<DynamicObject>,
+    (api, resource): (&Api<DynamicObject>, &str),
+    intended: Option<Instant>,
     name: &str,
     patch: Option<&Value>,
     patch_kind: Option<PatchKind>,
 ) {
+    let call = |verb| Call {
+        verb,
+        resource,
+        paced: intended,
+    };
     let done = match ctx.job.job_type() {
-        JobType::Delete => send(ctx, |_| async {
+        JobType::Delete => send(ctx, call("delete"), |_| async {
             match api.delete(name, &DeleteParams::default()).await {
                 Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
                 other => other.map(|_| ()),
@@ -225,10 +241,10 @@ async fn act(
         })
         .await
         .is_some(),
-        JobType::Read => send(ctx, |_| api.get(name)).await.is_some(),
+        JobType::Read => send(ctx, call("get"), |_| api.get(name)).await.is_some(),
         _ => {
             let body = patch.expect("rendered for patch jobs");
-            send(ctx, |_| async {
+            send(ctx, call("patch"), |_| async {
                 let params = PatchParams::default();
                 let result = match patch_kind {
                     Some(PatchKind::Json) => {

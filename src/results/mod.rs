@@ -1,36 +1,43 @@
-//! Results: what a run did, written out for people and tools.
+//! Results: what a run did and measured, as one typed [`summary::RunSummary`], and the
+//! files of the run directory (see docs/measurements.md).
 //!
 //! `jobSummary.json` holds one document per job with kube-burner's field names
 //! (`timestamp`, `endTimestamp`, `elapsedTime`, `uuid`, `metricName`, `jobConfig`,
-//! `version`, `passed`, `executionErrors`, churn timestamps) and burner's own beside them,
-//! never renaming theirs. It is written whatever the outcome, so a run stopped by a timeout
-//! or Ctrl-C still leaves what it measured.
+//! `version`, `passed`, `executionErrors`, churn timestamps, `k8sVersion`, `totalNodes`)
+//! and burner's own beside them, never renaming theirs. Everything is written whatever
+//! the outcome, so a run stopped by a timeout, an error or Ctrl-C still leaves what it
+//! measured.
 
 pub mod compare;
+pub mod files;
 pub mod report;
 pub mod summary;
 pub mod text;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::exec::run::{JobResult, Outcome};
+use crate::measure::Measured;
+use files::{WriteError, write_json};
+use summary::{ChurnNumbers, JobSummary, RunOutcome, RunSummary, SUMMARY_FILE, ThresholdResult};
 
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write {}", path.display())]
-pub struct WriteError {
-    path: PathBuf,
-    #[source]
-    source: std::io::Error,
+/// The text summary's file in a run directory.
+pub const TEXT_SUMMARY_FILE: &str = "summary.txt";
+
+/// Exit codes, as kube-burner gives them.
+pub mod exit_code {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const TIMED_OUT: u8 = 2;
+    pub const THRESHOLD: u8 = 4;
 }
 
-fn timestamp(time: Option<SystemTime>) -> Value {
-    time.map_or(Value::Null, |t| {
-        Value::String(humantime::format_rfc3339_millis(t).to_string())
-    })
+fn timestamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
 }
 
 /// Whether a job passed: it finished, made no errors, everything was ready, and its
@@ -47,24 +54,157 @@ pub fn passed(job: &JobResult, config: &Config) -> bool {
         && !(error_on_verify && job.verification_passed == Some(false))
 }
 
-/// The `jobSummary` documents of a run.
-pub fn job_summaries(
-    jobs: &[JobResult],
-    outcome: Outcome,
-    config: &Config,
-    run_id: &str,
-) -> Vec<Value> {
-    jobs.iter()
+/// What the run learnt of the cluster when it started.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFacts {
+    pub k8s_version: Option<String>,
+    pub total_nodes: Option<u64>,
+}
+
+/// Everything a finished (or stopped) run gives the summary.
+pub struct RunRecord<'a> {
+    pub config: &'a Config,
+    pub run_id: &'a str,
+    pub jobs: &'a [JobResult],
+    pub outcome: Outcome,
+    pub measured: &'a Measured,
+    pub cluster: &'a ClusterFacts,
+    pub started_at: SystemTime,
+    pub ended_at: SystemTime,
+}
+
+/// The run summary: every job with what was measured of it, every threshold checked,
+/// and the exit code that follows.
+pub fn summarize(record: &RunRecord<'_>) -> RunSummary {
+    let config = record.config;
+    let jobs: Vec<JobSummary> = record
+        .jobs
+        .iter()
+        .map(|job| job_summary(job, config, record.measured))
+        .collect();
+    let thresholds = check_thresholds(config, &jobs);
+    let outcome = match record.outcome {
+        Outcome::Completed => RunOutcome::Completed,
+        Outcome::TimedOut => RunOutcome::TimedOut,
+        Outcome::Interrupted => RunOutcome::Interrupted,
+    };
+    let exit_code = match outcome {
+        RunOutcome::Interrupted => exit_code::FAILED,
+        RunOutcome::TimedOut => exit_code::TIMED_OUT,
+        RunOutcome::Completed if jobs.iter().any(|j| !j.passed) => exit_code::FAILED,
+        RunOutcome::Completed if thresholds.iter().any(|t| !t.passed) => exit_code::THRESHOLD,
+        RunOutcome::Completed => exit_code::OK,
+    };
+    RunSummary {
+        uuid: config.uuid.clone(),
+        run_id: record.run_id.to_string(),
+        config: config.file.display().to_string(),
+        outcome,
+        exit_code,
+        burner_version: env!("CARGO_PKG_VERSION").to_string(),
+        k8s_version: record.cluster.k8s_version.clone(),
+        total_nodes: record.cluster.total_nodes,
+        started_at: timestamp(record.started_at),
+        ended_at: timestamp(record.ended_at),
+        jobs,
+        thresholds,
+    }
+}
+
+fn job_summary(job: &JobResult, config: &Config, measured: &Measured) -> JobSummary {
+    let job_type = config
+        .jobs
+        .iter()
+        .find(|j| j.name() == job.name)
+        .map_or("create".to_string(), |j| {
+            format!("{:?}", j.job_type()).to_lowercase()
+        });
+    let measured = measured.jobs.get(&job.name).cloned().unwrap_or_default();
+    let mut api_calls = measured.api_calls;
+    api_calls.errors = job.errors;
+    api_calls.retries = job.retries;
+    let elapsed = match (job.started_at, job.ended_at) {
+        (Some(start), Some(end)) => end.duration_since(start).unwrap_or_default(),
+        _ => job.create_time,
+    };
+    JobSummary {
+        name: job.name.clone(),
+        job_type,
+        started_at: job.started_at.map(timestamp),
+        ended_at: job.ended_at.map(timestamp),
+        elapsed_seconds: elapsed.as_secs_f64(),
+        expected: job.expected,
+        done: job.created,
+        namespaces: job.namespaces,
+        errors: job.errors,
+        achieved_rate: job.achieved_rate,
+        ready_seconds: job.wait_time.map(|d| d.as_secs_f64()),
+        ready: job.ready,
+        verification_passed: job.verification_passed,
+        stopped: job.stopped,
+        passed: passed(job, config),
+        churn: job.churn.as_ref().map(|c| ChurnNumbers {
+            started_at: c.started_at.map(timestamp),
+            cycles: c.cycles,
+            deleted: c.deleted,
+            recreated: c.recreated,
+            seconds: c.duration.as_secs_f64(),
+        }),
+        pod_latency: measured.pod_latency,
+        api_calls,
+    }
+}
+
+/// Checks every `podLatency` threshold of the jobs that ran. A job none of whose pods the
+/// watch saw has nothing to check (as in kube-burner); a phase no pod reached fails.
+fn check_thresholds(config: &Config, jobs: &[JobSummary]) -> Vec<ThresholdResult> {
+    let mut results = Vec::new();
+    for job in jobs {
+        let Some(thresholds) = config
+            .jobs
+            .iter()
+            .find(|j| j.name() == job.name)
+            .and_then(|j| j.measurements.pod_latency.as_ref())
+        else {
+            continue;
+        };
+        let Some(latency) = job.pod_latency.as_ref().filter(|l| l.pods > 0) else {
+            continue;
+        };
+        for threshold in thresholds {
+            let value = latency
+                .quantiles(&threshold.condition_type, threshold.family)
+                .map(|q| threshold.metric.of(q));
+            let limit = threshold.limit.as_secs_f64() * 1000.0;
+            results.push(ThresholdResult {
+                job: job.name.clone(),
+                condition_type: threshold.condition_type.clone(),
+                metric: threshold.metric,
+                family: threshold.family,
+                threshold_ms: limit,
+                value_ms: value,
+                passed: value.is_some_and(|v| v <= limit),
+            });
+        }
+    }
+    results
+}
+
+/// kube-burner's `jobSummary` documents, with burner's fields beside them.
+pub fn job_summary_documents(summary: &RunSummary, config: &Config) -> Vec<Value> {
+    summary
+        .jobs
+        .iter()
         .map(|job| {
-            let raw = config.jobs.iter().find(|j| j.name() == job.name).map(|j| &j.raw);
-            let elapsed = match (job.started_at, job.ended_at) {
-                (Some(start), Some(end)) => end.duration_since(start).unwrap_or_default(),
-                _ => job.create_time,
-            };
+            let raw = config
+                .jobs
+                .iter()
+                .find(|j| j.name() == job.name)
+                .map(|j| &j.raw);
             let mut errors = Vec::new();
-            match outcome {
-                Outcome::TimedOut if job.stopped => errors.push("the run timed out".to_string()),
-                Outcome::Interrupted if job.stopped => {
+            match summary.outcome {
+                RunOutcome::TimedOut if job.stopped => errors.push("the run timed out".to_string()),
+                RunOutcome::Interrupted if job.stopped => {
                     errors.push("the run was interrupted".to_string())
                 }
                 _ => {}
@@ -72,58 +212,93 @@ pub fn job_summaries(
             if !job.ready {
                 errors.push("not everything was ready within maxWaitTimeout".into());
             }
+            for threshold in summary
+                .thresholds
+                .iter()
+                .filter(|t| t.job == job.name && !t.passed)
+            {
+                errors.push(format!(
+                    "{} {:?} ({}) exceeded {} ms",
+                    threshold.condition_type,
+                    threshold.metric,
+                    threshold.family.as_str(),
+                    threshold.threshold_ms
+                ));
+            }
             let churn = job.churn.as_ref();
+            let churn_end = churn.and_then(|c| {
+                let start = humantime::parse_rfc3339(c.started_at.as_deref()?).ok()?;
+                Some(timestamp(
+                    start + std::time::Duration::from_secs_f64(c.seconds),
+                ))
+            });
             json!({
-                "timestamp": timestamp(job.started_at),
-                "endTimestamp": timestamp(job.ended_at),
-                "churnStartTimestamp": timestamp(churn.and_then(|c| c.started_at)),
-                "churnEndTimestamp": timestamp(churn.and_then(|c| c.started_at.map(|s| s + c.duration))),
-                "elapsedTime": elapsed.as_secs_f64(),
-                "uuid": config.uuid,
-                "runId": run_id,
+                "timestamp": job.started_at,
+                "endTimestamp": job.ended_at,
+                "churnStartTimestamp": churn.and_then(|c| c.started_at.clone()),
+                "churnEndTimestamp": churn_end,
+                "elapsedTime": job.elapsed_seconds,
+                "uuid": summary.uuid,
+                "runId": summary.run_id,
                 "metricName": "jobSummary",
                 "jobConfig": raw.map_or(Value::Null, |r| json!({
                     "name": r.name,
-                    "jobType": format!("{:?}", r.job_type).to_lowercase(),
+                    "jobType": job.job_type,
                     "jobIterations": r.job_iterations,
                     "qps": r.qps,
                     "burst": r.burst,
                     "namespace": r.namespace,
                     "namespacedIterations": r.namespaced_iterations,
                     "iterationsPerNamespace": r.iterations_per_namespace,
+                    "waitWhenFinished": r.wait_when_finished,
+                    "podWait": r.pod_wait,
+                    "cleanup": r.cleanup,
+                    "gc": r.gc,
+                    "verifyObjects": r.verify_objects,
+                    "errorOnVerify": r.error_on_verify,
+                    "preLoadImages": r.pre_load_images,
+                    "maxWaitTimeout": r.max_wait_timeout.map(|d| d.as_nanos() as u64),
+                    "jobIterationDelay": r.job_iteration_delay.map(|d| d.as_nanos() as u64),
+                    "jobPause": r.job_pause.map(|d| d.as_nanos() as u64),
                 })),
-                "version": format!("burner {}", env!("CARGO_PKG_VERSION")),
-                "passed": passed(job, config),
+                "version": format!("burner {}", summary.burner_version),
+                "k8sVersion": summary.k8s_version,
+                "totalNodes": summary.total_nodes,
+                "passed": job.passed,
                 "executionErrors": errors.join("; "),
                 "objectsExpected": job.expected,
-                "objectsDone": job.created,
+                "objectsDone": job.done,
                 "namespacesCreated": job.namespaces,
                 "errors": job.errors,
-                "retries": job.retries,
+                "retries": job.api_calls.retries,
+                "apiRequests": job.api_calls.requests,
+                "apiThrottled": job.api_calls.throttled,
                 "achievedRate": job.achieved_rate,
-                "readySeconds": job.wait_time.map(|d| d.as_secs_f64()),
-                "verified": job.verified,
+                "readySeconds": job.ready_seconds,
                 "verificationPassed": job.verification_passed,
                 "churn": churn.map(|c| json!({
                     "cycles": c.cycles,
                     "deleted": c.deleted,
                     "recreated": c.recreated,
-                    "seconds": c.duration.as_secs_f64(),
+                    "seconds": c.seconds,
                 })),
             })
         })
         .collect()
 }
 
-/// Writes `jobSummary.json` into `dir` (created if needed); returns its path.
-pub fn write_job_summary(dir: &Path, summaries: &[Value]) -> Result<PathBuf, WriteError> {
-    let path = dir.join("jobSummary.json");
-    let error = |source| WriteError {
-        path: path.clone(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(error)?;
-    let text = serde_json::to_string_pretty(summaries).expect("JSON values serialise");
-    std::fs::write(&path, text + "\n").map_err(error)?;
-    Ok(path)
+/// Writes `summary.json`, `jobSummary.json` and `summary.txt` into `dir`.
+pub fn write_summaries(
+    dir: &Path,
+    summary: &RunSummary,
+    config: &Config,
+) -> Result<(), WriteError> {
+    std::fs::create_dir_all(dir).map_err(|e| WriteError::new(dir, e))?;
+    write_json(&dir.join(SUMMARY_FILE), summary)?;
+    write_json(
+        &dir.join("jobSummary.json"),
+        &job_summary_documents(summary, config),
+    )?;
+    let text_path = dir.join(TEXT_SUMMARY_FILE);
+    std::fs::write(&text_path, text::render(summary)).map_err(|e| WriteError::new(&text_path, e))
 }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::measurements::{Family, POD_PHASES, ThresholdMetric};
+
 /// The file in a run directory that holds the [`RunSummary`].
 pub const SUMMARY_FILE: &str = "summary.json";
 
@@ -110,38 +112,6 @@ pub struct Quantiles {
     pub avg: f64,
 }
 
-/// The two definitions of pod startup latency (see docs/measurements.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Family {
-    /// From burner's create request (or the first sighting of a controller's pod) to the
-    /// watch event that shows the phase, on burner's monotonic clock.
-    Watch,
-    /// kube-burner's: the condition's `lastTransitionTime` minus `creationTimestamp`, both
-    /// server timestamps of one-second resolution.
-    Server,
-}
-
-impl Family {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Watch => "watch",
-            Family::Server => "server",
-        }
-    }
-}
-
-/// The phases of a pod's startup, by kube-burner's quantile names, in the order they
-/// usually happen.
-pub const POD_PHASES: [&str; 6] = [
-    "PodScheduled",
-    "PodReadyToStartContainers",
-    "Initialized",
-    "ContainersStarted",
-    "ContainersReady",
-    "Ready",
-];
-
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodLatencySummary {
@@ -196,17 +166,8 @@ pub struct ApiCallQuantiles {
     pub quantiles: Quantiles,
 }
 
-/// Which latency a threshold limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ThresholdMetric {
-    P50,
-    P95,
-    P99,
-    Avg,
-    Max,
-}
-
 impl ThresholdMetric {
+    /// The statistic of `quantiles` this metric names.
     pub fn of(self, quantiles: &Quantiles) -> f64 {
         match self {
             ThresholdMetric::P50 => quantiles.p50,
