@@ -118,7 +118,7 @@ fn write_object(dir: &Path, job: &str, object: &PlannedObject) -> anyhow::Result
         "{:06}-{}-{}-{}.yaml",
         object.iteration, object.object, object.replica, object.document
     );
-    let text = serde_saphyr::to_string(&object.manifest)?;
+    let text = serde_saphyr::to_string(&object.manifest())?;
     std::fs::write(folder.join(&name), text).with_context(|| format!("cannot write {name}"))?;
     Ok(())
 }

@@ -120,7 +120,7 @@ async fn delete_namespace_window(
     let mut namespaces: Vec<&str> = Vec::new();
     for object in objects {
         if let Some(ns) = object.namespace.as_deref()
-            && object.manifest.pointer("/metadata/namespace").is_none()
+            && !object.own_namespace
             && namespaces.last() != Some(&ns)
             && !namespaces.contains(&ns)
         {
@@ -147,8 +147,8 @@ async fn delete_namespace_window(
     let recreate: Vec<usize> = (0..objects.len())
         .filter(|&i| {
             let o = &objects[i];
-            let in_job_namespace = o.manifest.pointer("/metadata/namespace").is_none()
-                && o.namespace.as_deref().is_some_and(|ns| window.contains(ns));
+            let in_job_namespace =
+                !o.own_namespace && o.namespace.as_deref().is_some_and(|ns| window.contains(ns));
             in_job_namespace || (cluster_scoped(o) && in_window(o))
         })
         .collect();

@@ -24,12 +24,11 @@ const DEFAULT_PERIOD: Duration = Duration::from_secs(600);
 pub(super) fn images(objects: &[PlannedObject]) -> BTreeSet<String> {
     let mut images = BTreeSet::new();
     for object in objects {
-        let spec = match object.manifest["kind"].as_str() {
-            Some("Pod") => object.manifest.pointer("/spec"),
-            Some("CronJob") => object
-                .manifest
-                .pointer("/spec/jobTemplate/spec/template/spec"),
-            _ => object.manifest.pointer("/spec/template/spec"),
+        let manifest = object.manifest();
+        let spec = match &*object.kind {
+            "Pod" => manifest.pointer("/spec"),
+            "CronJob" => manifest.pointer("/spec/jobTemplate/spec/template/spec"),
+            _ => manifest.pointer("/spec/template/spec"),
         };
         let Some(spec) = spec else { continue };
         for list in ["initContainers", "containers"] {
@@ -166,14 +165,7 @@ mod tests {
     use super::*;
 
     fn planned(manifest: Value) -> PlannedObject {
-        PlannedObject {
-            iteration: 0,
-            replica: 1,
-            object: 0,
-            document: 0,
-            namespace: None,
-            manifest,
-        }
+        PlannedObject::from_manifest(&manifest, None)
     }
 
     #[test]

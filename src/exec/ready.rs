@@ -205,6 +205,7 @@ fn other_kind(ctx: &JobContext<'_>, options: &WaitOptions) -> Option<ApiResource
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let resolved = ctx
         .discovery
+        .discovery()
         .resolve_gvk(&GroupVersionKind::gvk(group, version, kind));
     if resolved.is_none() {
         tracing::warn!(

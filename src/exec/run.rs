@@ -6,9 +6,10 @@
 //! the wait until what was created is ready (by watch, never by polling), the
 //! verification of what exists, and the job's garbage collection if asked.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
@@ -164,7 +165,7 @@ pub struct Prepared<'a> {
     client: &'a kube::Client,
     config: &'a Config,
     plans: Vec<Vec<PlannedObject>>,
-    discovery: Discovery,
+    discovery: Kinds,
 }
 
 /// Renders everything and refuses what cannot run, before the first write.
@@ -192,14 +193,16 @@ pub async fn prepare<'a>(
     if config.global.cluster_health {
         check_health(client).await?;
     }
-    let discovery = Discovery::new(client.clone())
-        .run_aggregated()
-        .await
-        .map_err(RunError::Discovery)?;
+    let discovery = Kinds::new(
+        Discovery::new(client.clone())
+            .run_aggregated()
+            .await
+            .map_err(RunError::Discovery)?,
+    );
     let creates_crds = |objects: &[PlannedObject]| {
         objects
             .iter()
-            .any(|o| o.manifest["kind"] == "CustomResourceDefinition")
+            .any(|o| &*o.kind == "CustomResourceDefinition")
     };
     for (j, (job, objects)) in config.jobs.iter().zip(&plans).enumerate() {
         let later_kinds_may_appear = plans[..j].iter().any(|p| creates_crds(p));
@@ -209,7 +212,7 @@ pub async fn prepare<'a>(
             }
             if job.job_type() != JobType::Create {
                 for object in &job.objects {
-                    selected::resolve_selected(&discovery, job, object)?;
+                    selected::resolve_selected(discovery.discovery(), job, object)?;
                 }
             }
         }
@@ -247,10 +250,12 @@ impl Prepared<'_> {
                 && tokio::time::Instant::now() < patience
             {
                 tokio::time::sleep(Duration::from_millis(250)).await;
-                discovery = Discovery::new(client.clone())
-                    .run_aggregated()
-                    .await
-                    .map_err(RunError::Discovery)?;
+                discovery = Kinds::new(
+                    Discovery::new(client.clone())
+                        .run_aggregated()
+                        .await
+                        .map_err(RunError::Discovery)?,
+                );
             }
             if let Some(object) = objects
                 .iter()
@@ -399,25 +404,60 @@ fn node_is_healthy(conditions: &[k8s_openapi::api::core::v1::NodeCondition]) -> 
             .all(|c| (c.type_ == "Ready") == (c.status == "True"))
 }
 
+/// The cluster's API resources as discovery found them, each kind looked up once: a job
+/// resolves the kind of every one of its objects, and a search of discovery for each of
+/// 100,000 objects would take seconds.
+pub struct Kinds {
+    discovery: Discovery,
+    resolved: Mutex<HashMap<(Arc<str>, Arc<str>), Option<(ApiResource, ApiCapabilities)>>>,
+}
+
+impl Kinds {
+    pub(super) fn new(discovery: Discovery) -> Self {
+        Self {
+            discovery,
+            resolved: Mutex::default(),
+        }
+    }
+
+    pub(super) fn discovery(&self) -> &Discovery {
+        &self.discovery
+    }
+
+    fn lookup(&self, object: &PlannedObject) -> Option<(ApiResource, ApiCapabilities)> {
+        let key = (object.api_version.clone(), object.kind.clone());
+        let mut resolved = self
+            .resolved
+            .lock()
+            .expect("no panic while holding the lock");
+        resolved
+            .entry(key)
+            .or_insert_with(|| {
+                let api_version = &*object.api_version;
+                let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+                self.discovery
+                    .resolve_gvk(&GroupVersionKind::gvk(group, version, &object.kind))
+            })
+            .clone()
+    }
+}
+
 pub(super) fn resolve(
-    discovery: &Discovery,
+    kinds: &Kinds,
     job: &Job,
     object: &PlannedObject,
 ) -> Result<(ApiResource, ApiCapabilities), RunError> {
-    let api_version = object.manifest["apiVersion"].as_str().unwrap_or_default();
-    let kind = object.manifest["kind"].as_str().unwrap_or_default();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    discovery
-        .resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
-        .ok_or_else(|| RunError::UnknownKind {
-            job: job.name().into(),
-            kind: kind.into(),
-            api_version: api_version.into(),
-            template: job.objects[object.object].template.as_ref().map_or_else(
-                || job.objects[object.object].raw.object_template.clone(),
-                |t| t.file.display().to_string(),
-            ),
-        })
+    let api_version = &*object.api_version;
+    let kind = &*object.kind;
+    kinds.lookup(object).ok_or_else(|| RunError::UnknownKind {
+        job: job.name().into(),
+        kind: kind.into(),
+        api_version: api_version.into(),
+        template: job.objects[object.object].template.as_ref().map_or_else(
+            || job.objects[object.object].raw.object_template.clone(),
+            |t| t.file.display().to_string(),
+        ),
+    })
 }
 
 /// The rate gate of a job: client-go's qps and burst; unlimited when qps is not positive.
@@ -433,7 +473,7 @@ pub(super) struct JobContext<'a> {
     pub(super) client: &'a kube::Client,
     pub(super) config: &'a Config,
     pub(super) job: &'a Job,
-    pub(super) discovery: &'a Discovery,
+    pub(super) discovery: &'a Kinds,
     pub(super) options: &'a RunOptions,
     pub(super) gate: Option<DefaultDirectRateLimiter>,
     pub(super) counters: &'a Counters,
@@ -550,7 +590,7 @@ pub(super) async fn create_namespaces<'a>(
 ) -> Result<u64, RunError> {
     let namespaces: BTreeSet<&str> = objects
         .into_iter()
-        .filter(|o| o.manifest.pointer("/metadata/namespace").is_none())
+        .filter(|o| !o.own_namespace)
         .filter_map(|o| o.namespace.as_deref())
         .collect();
     for namespace in &namespaces {
@@ -571,7 +611,7 @@ pub(super) async fn create_objects<'a>(
             ctx.counters.errors.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let mut manifest = object.manifest.clone();
+        let mut manifest = object.manifest();
         let object_labels = labels::object_labels(
             &ctx.config.uuid,
             job.name(),

@@ -125,7 +125,7 @@ pub(super) async fn run_selected_job(ctx: &JobContext<'_>) -> Result<JobResult, 
             tokio::time::sleep(delay).await;
         }
         for object in &job.objects {
-            let (resource, scope) = resolve_selected(ctx.discovery, job, object)?;
+            let (resource, scope) = resolve_selected(ctx.discovery.discovery(), job, object)?;
             let selector = object
                 .raw
                 .label_selector
