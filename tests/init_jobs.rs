@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use burner::hollow::{FLEET_LABEL, HollowFleet};
+use burner::results::summary::{JobSummary, RunOutcome, RunSummary, SUMMARY_FILE};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::api::ListParams;
@@ -45,8 +46,10 @@ fn slow_configmaps(dir: &Path, job: &str, qps: u32) {
     std::fs::write(dir.join("config.yml"), config).unwrap();
 }
 
-/// `burner init -c config --kubeconfig K --uuid U` and `extra` arguments.
-fn init(config: &str, kubeconfig: &str, uuid: &str, extra: &[&str]) -> Output {
+/// `burner init -c config --kubeconfig K --uuid U --output-dir RESULTS` and `extra`
+/// arguments. The run directory goes into the test's temporary folder: by default it
+/// would be left in the working directory, which is the repository.
+fn init(config: &str, kubeconfig: &str, uuid: &str, results: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "init",
         "-c",
@@ -55,9 +58,40 @@ fn init(config: &str, kubeconfig: &str, uuid: &str, extra: &[&str]) -> Output {
         kubeconfig,
         "--uuid",
         uuid,
+        "--output-dir",
+        results.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     burner(&args)
+}
+
+/// The run summary `run` wrote into `results`, which must give the exit code the run
+/// exited with.
+fn run_summary(run: &Output, results: &Path) -> RunSummary {
+    let path = results.join(SUMMARY_FILE);
+    let json = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}\n{}", path.display(), text(run)));
+    let summary: RunSummary = serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("{} is no run summary: {e}\n{json}", path.display()));
+    assert_eq!(
+        run.status.code(),
+        Some(i32::from(summary.exit_code)),
+        "{}",
+        text(run)
+    );
+    summary
+}
+
+/// The summary of the job called `name`.
+fn job<'a>(summary: &'a RunSummary, name: &str) -> &'a JobSummary {
+    summary
+        .job(name)
+        .unwrap_or_else(|| panic!("no job {name} in the summary: {summary:#?}"))
+}
+
+/// The objects a job was to act on, those it did, and its errors: what every job reports.
+fn counts(job: &JobSummary) -> [u64; 3] {
+    [job.expected, job.done, job.errors]
 }
 
 /// `burner destroy --uuid U`, which must succeed and leave no namespace of the run; returns
@@ -124,17 +158,19 @@ fn a_create_job_runs_on_hollow_nodes_and_destroy_removes_everything() {
     write_workload(dir.path(), &prefix, None);
     let uuid = format!("11111111-2222-4333-8444-{:012}", std::process::id());
     let config = dir.path().join("config.yml");
-    let run = init(config.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    let results = dir.path().join("results");
+    let run = init(config.to_str().unwrap(), &kubeconfig, &uuid, &results, &[]);
     assert!(run.status.success(), "{}", text(&run));
-    let row = String::from_utf8_lossy(&run.stdout)
-        .lines()
-        .find(|l| l.starts_with("init-test"))
-        .unwrap()
-        .to_string();
-    let columns: Vec<&str> = row.split_whitespace().collect();
+    let summary = run_summary(&run, &results);
+    assert_eq!(summary.outcome, RunOutcome::Completed);
+    let created = job(&summary, "init-test");
     // 10 iterations of a pod and a deployment, in 10 namespaces, ready and verified.
-    assert_eq!(&columns[1..5], ["20", "20", "0", "0"], "{row}");
-    assert!(row.ends_with("yes"), "{row}");
+    assert_eq!(counts(created), [20, 20, 0], "{created:#?}");
+    assert_eq!(created.api_calls.retries, 0, "{created:#?}");
+    assert!(
+        created.ready && created.verification_passed == Some(true),
+        "{created:#?}"
+    );
     assert!(text(&run).contains(&format!("burner destroy --uuid {uuid}")));
 
     // Pods of the deployments carry the run's labels through their template.
@@ -181,7 +217,8 @@ fn a_config_that_cannot_run_writes_nothing() {
     );
     let uuid = format!("99999999-2222-4333-8444-{:012}", std::process::id());
     let config = dir.path().join("config.yml");
-    let run = init(config.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    let results = dir.path().join("results");
+    let run = init(config.to_str().unwrap(), &kubeconfig, &uuid, &results, &[]);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     assert!(
         text(&run).contains("the cluster has no kind Frobnicator in example.invalid/v1"),
@@ -189,6 +226,12 @@ fn a_config_that_cannot_run_writes_nothing() {
         text(&run)
     );
     assert_eq!(labelled(&uuid), (0, 0), "nothing may be written");
+    // Nor is there a run to report on.
+    assert!(
+        !results.exists(),
+        "a refused run wrote {}",
+        results.display()
+    );
 }
 
 #[test]
@@ -204,7 +247,8 @@ fn a_run_that_times_out_exits_2_and_says_how_to_clean_up() {
         path.to_str().unwrap(),
         &kubeconfig,
         &uuid,
-        &["--timeout", "3s", "--output-dir", results.to_str().unwrap()],
+        &results,
+        &["--timeout", "3s"],
     );
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
     assert!(
@@ -213,26 +257,27 @@ fn a_run_that_times_out_exits_2_and_says_how_to_clean_up() {
     );
     assert!(text(&run).contains("the run timed out"), "{}", text(&run));
     // What the stopped job did is still reported: a burst of 1, then 2 per second for ~3 s.
-    let row = String::from_utf8_lossy(&run.stdout)
-        .lines()
-        .find(|l| l.starts_with("slow"))
-        .map(str::to_string);
-    let row = row.unwrap_or_else(|| panic!("no row for the stopped job:\n{}", text(&run)));
-    let done: u64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
-    assert!((3..=10).contains(&done), "{row}");
-    assert!(row.ends_with("(stopped)"), "{row}");
-    // The partial results are written too.
-    let summary: serde_json::Value =
+    let summary = run_summary(&run, &results);
+    assert_eq!(summary.outcome, RunOutcome::TimedOut);
+    let slow = job(&summary, "slow");
+    let done = slow.done;
+    assert!((3..=10).contains(&done), "{slow:#?}");
+    assert!(slow.stopped && !slow.passed, "{slow:#?}");
+    // The partial results are written in kube-burner's form too.
+    let documents: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(results.join("jobSummary.json")).unwrap())
             .unwrap();
-    let job = &summary[0];
-    assert_eq!(job["metricName"], "jobSummary");
-    assert_eq!(job["uuid"], uuid.as_str());
-    assert_eq!(job["jobConfig"]["name"], "slow");
-    assert_eq!(job["passed"], false);
-    assert_eq!(job["executionErrors"], "the run timed out");
-    assert_eq!(job["objectsDone"], done);
-    assert!(job["elapsedTime"].as_f64().unwrap() >= 2.5, "{job}");
+    let document = &documents[0];
+    assert_eq!(document["metricName"], "jobSummary");
+    assert_eq!(document["uuid"], uuid.as_str());
+    assert_eq!(document["jobConfig"]["name"], "slow");
+    assert_eq!(document["passed"], false);
+    assert_eq!(document["executionErrors"], "the run timed out");
+    assert_eq!(document["objectsDone"], done);
+    assert!(
+        document["elapsedTime"].as_f64().unwrap() >= 2.5,
+        "{document}"
+    );
     assert!(
         text(&run).contains(&format!("burner destroy --uuid {uuid}")),
         "{}",
@@ -266,25 +311,16 @@ fn patch_read_and_delete_jobs_act_on_what_a_create_job_made() {
     std::fs::write(dir.path().join("config.yml"), config).unwrap();
     let uuid = format!("55555555-2222-4333-8444-{:012}", std::process::id());
     let path = dir.path().join("config.yml");
-    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    let results = dir.path().join("results");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &results, &[]);
     assert!(run.status.success(), "{}", text(&run));
-    let out = String::from_utf8_lossy(&run.stdout).into_owned();
-    let done = |job: &str| -> Vec<String> {
-        let row = out
-            .lines()
-            .find(|l| l.starts_with(job))
-            .unwrap_or_else(|| panic!("no row for {job} in\n{out}"));
-        row.split_whitespace()
-            .skip(1)
-            .take(3)
-            .map(str::to_string)
-            .collect()
-    };
-    assert_eq!(done("create"), ["6", "6", "0"]);
+    let summary = run_summary(&run, &results);
+    let done = |name: &str| counts(job(&summary, name));
+    assert_eq!(done("create"), [6, 6, 0]);
     // Two patch iterations over six objects, three reads of each, one delete of each.
-    assert_eq!(done("patch"), ["12", "12", "0"]);
-    assert_eq!(done("read"), ["18", "18", "0"]);
-    assert_eq!(done("delete"), ["6", "6", "0"]);
+    assert_eq!(done("patch"), [12, 12, 0]);
+    assert_eq!(done("read"), [18, 18, 0]);
+    assert_eq!(done("delete"), [6, 6, 0]);
 
     let left = common::run_on_harness({
         let app = app.clone();
@@ -331,19 +367,22 @@ fn ctrl_c_stops_the_run_reports_what_was_done_and_says_how_to_clean_up() {
         all.contains(&format!("burner destroy --uuid {uuid}")),
         "{all}"
     );
-    let row = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find(|l| l.starts_with("interrupted"))
-        .map(str::to_string);
-    let row = row.unwrap_or_else(|| panic!("no row for the interrupted job:\n{all}"));
-    let done: u64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
-    assert!((1..100).contains(&done), "{row}");
-    // What was measured is written.
-    let summary: serde_json::Value =
+    // What was done until then is written, the stopped job marked as such.
+    let summary = run_summary(&output, &results);
+    assert_eq!(summary.outcome, RunOutcome::Interrupted);
+    let interrupted = job(&summary, "interrupted");
+    let done = interrupted.done;
+    assert!((1..100).contains(&done), "{interrupted:#?}");
+    assert!(
+        interrupted.stopped && !interrupted.passed,
+        "{interrupted:#?}"
+    );
+    // And in kube-burner's form.
+    let documents: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(results.join("jobSummary.json")).unwrap())
             .unwrap();
-    assert_eq!(summary[0]["executionErrors"], "the run was interrupted");
-    assert_eq!(summary[0]["objectsDone"], done);
+    assert_eq!(documents[0]["executionErrors"], "the run was interrupted");
+    assert_eq!(documents[0]["objectsDone"], done);
     destroy(&kubeconfig, &uuid);
 }
 
@@ -363,8 +402,9 @@ fn iterations_wait_for_the_iteration_delay_and_the_job_pauses_after() {
     std::fs::write(dir.path().join("config.yml"), config).unwrap();
     let uuid = format!("44444444-2222-4333-8444-{:012}", std::process::id());
     let path = dir.path().join("config.yml");
+    let results = dir.path().join("results");
     let started = std::time::Instant::now();
-    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &results, &[]);
     let elapsed = started.elapsed();
     assert!(run.status.success(), "{}", text(&run));
     // Two delays of 2 s between three iterations, then a pause of 1 s.
@@ -384,24 +424,13 @@ fn iterations_wait_for_the_iteration_delay_and_the_job_pauses_after() {
     destroy(&kubeconfig, &uuid);
 }
 
-/// The `JOB` row's EXPECTED, DONE and ERRORS columns, and the job's churn line.
-fn row_and_churn(output: &Output, job: &str) -> (Vec<String>, Option<String>) {
-    let out = String::from_utf8_lossy(&output.stdout).into_owned();
-    let row = out
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(job))
-        .unwrap_or_else(|| panic!("no row for {job} in\n{out}"));
-    let columns = row
-        .split_whitespace()
-        .skip(1)
-        .take(3)
-        .map(str::to_string)
-        .collect();
-    let churn = out
-        .lines()
-        .find(|l| l.starts_with(&format!("{job}: churn:")))
-        .map(str::to_string);
-    (columns, churn)
+/// The churn cycles, deletions and re-creations of a job, which must have churned.
+fn churned(job: &JobSummary) -> (u32, u64, u64) {
+    let churn = job
+        .churn
+        .as_ref()
+        .unwrap_or_else(|| panic!("{} did not churn: {job:#?}", job.name));
+    (churn.cycles, churn.deleted, churn.recreated)
 }
 
 /// ConfigMaps (name, uid) of a namespace.
@@ -443,32 +472,23 @@ fn churn_deletes_and_recreates_in_both_modes_and_verification_still_passes() {
     std::fs::write(dir.path().join("config.yml"), config).unwrap();
     let uuid = format!("33333333-2222-4333-8444-{id:012}");
     let path = dir.path().join("config.yml");
-    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    let results = dir.path().join("results");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &results, &[]);
     assert!(run.status.success(), "{}", text(&run));
+    let summary = run_summary(&run, &results);
 
-    let (columns, churn) = row_and_churn(&run, "churn-ns");
-    assert_eq!(columns, ["8", "8", "0"]);
-    let churn = churn.unwrap_or_else(|| panic!("no churn line:\n{}", text(&run)));
-    assert!(
-        churn.contains("2 cycles") && churn.contains("4 deleted, 8 re-created"),
-        "{churn}"
-    );
+    let namespaces = job(&summary, "churn-ns");
+    assert_eq!(counts(namespaces), [8, 8, 0]);
+    // Deletions count namespaces (2 a cycle), re-creations their ConfigMaps (4 a cycle).
+    assert_eq!(churned(namespaces), (2, 4, 8), "{namespaces:#?}");
     for n in 0..4 {
         assert_eq!(configmaps(&format!("churn-ns-{id}-{n}")).len(), 2);
     }
 
-    let (columns, churn) = row_and_churn(&run, "churn-obj");
-    assert_eq!(columns, ["10", "10", "0"]);
-    let churn = churn.unwrap_or_else(|| panic!("no churn line:\n{}", text(&run)));
-    assert!(
-        churn.contains("5 cycles") && churn.contains("10 deleted, 10 re-created"),
-        "{churn}"
-    );
-    assert!(
-        text(&run)
-            .lines()
-            .any(|l| l.starts_with("churn-obj") && l.ends_with("yes"))
-    );
+    let objects = job(&summary, "churn-obj");
+    assert_eq!(counts(objects), [10, 10, 0]);
+    assert_eq!(churned(objects), (5, 10, 10), "{objects:#?}");
+    assert_eq!(objects.verification_passed, Some(true), "{objects:#?}");
     destroy(&kubeconfig, &uuid);
 }
 
@@ -520,16 +540,15 @@ fn objects_mode_churn_replaces_every_object_once_before_any_twice() {
     });
     let uuid = format!("34343434-2222-4333-8444-{id:012}");
     let path = dir.path().join("config.yml");
-    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    let results = dir.path().join("results");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &results, &[]);
     assert!(run.status.success(), "{}", text(&run));
     stop.send(()).unwrap();
     let uids = common::run_on_harness(async move { seen.await.unwrap() });
-    let (_, churn) = row_and_churn(&run, "rotate");
-    assert!(
-        churn.is_some_and(|c| c.contains("8 deleted, 8 re-created")),
-        "{}",
-        text(&run)
-    );
+    let summary = run_summary(&run, &results);
+    let rotate = job(&summary, "rotate");
+    let (_, deleted, recreated) = churned(rotate);
+    assert_eq!((deleted, recreated), (8, 8), "{rotate:#?}");
     assert_eq!(uids.len(), 8, "{uids:?}");
     for (name, versions) in &uids {
         assert_eq!(
@@ -581,21 +600,22 @@ fn waits_follow_wait_options_and_give_up_at_max_wait_timeout() {
 
     write(false);
     let uuid = format!("22222222-2222-4333-8444-{id:012}");
-    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    let results = dir.path().join("ready");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &results, &[]);
     assert!(run.status.success(), "{}", text(&run));
     destroy(&kubeconfig, &uuid);
 
     write(true);
     let uuid = format!("22222223-2222-4333-8444-{id:012}");
+    let results = dir.path().join("never-ready");
     let started = std::time::Instant::now();
-    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &results, &[]);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
-    assert!(
-        text(&run).contains("waits: not everything was ready within maxWaitTimeout"),
-        "{}",
-        text(&run)
-    );
+    // Not everything was ready within maxWaitTimeout.
+    let summary = run_summary(&run, &results);
+    let waits = job(&summary, "waits");
+    assert!(!waits.ready && !waits.passed, "{waits:#?}");
     destroy(&kubeconfig, &uuid);
     common::run_on_harness(async move { fleet.shutdown().await.unwrap() });
 }
@@ -620,15 +640,17 @@ fn objects_outside_the_runs_namespaces_are_cleaned_up_and_a_rerun_replaces_them(
     std::fs::write(dir.path().join("config.yml"), config).unwrap();
     let uuid = format!("88888888-2222-4333-8444-{id:012}");
     let path = dir.path().join("config.yml");
-    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    let results = dir.path().join("first");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &results, &[]);
     assert!(run.status.success(), "{}", text(&run));
     assert_eq!(configmaps(&theirs).len(), 3);
     // Run again with the same uuid: `cleanup` (on by default) removes the first run's
     // objects first, so nothing collides and the counts are the second run's.
-    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    let results = dir.path().join("second");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &results, &[]);
     assert!(run.status.success(), "{}", text(&run));
-    let (columns, _) = row_and_churn(&run, "fixed");
-    assert_eq!(columns, ["3", "3", "0"], "{}", text(&run));
+    let summary = run_summary(&run, &results);
+    assert_eq!(counts(job(&summary, "fixed")), [3, 3, 0], "{}", text(&run));
     let printed = destroy(&kubeconfig, &uuid);
     assert!(printed.contains("3 other objects"), "{printed}");
     assert!(
@@ -659,10 +681,11 @@ fn a_sequential_json_patch_job_goes_one_object_at_a_time() {
     std::fs::write(dir.path().join("config.yml"), config).unwrap();
     let uuid = format!("56565656-2222-4333-8444-{:012}", std::process::id());
     let path = dir.path().join("config.yml");
-    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &[]);
+    let results = dir.path().join("results");
+    let run = init(path.to_str().unwrap(), &kubeconfig, &uuid, &results, &[]);
     assert!(run.status.success(), "{}", text(&run));
-    let (columns, _) = row_and_churn(&run, "patch");
-    assert_eq!(columns, ["3", "3", "0"]);
+    let summary = run_summary(&run, &results);
+    assert_eq!(counts(job(&summary, "patch")), [3, 3, 0]);
     let stages = common::run_on_harness({
         let app = app.clone();
         async move {

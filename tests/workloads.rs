@@ -1,17 +1,37 @@
 //! Every workload shipped in `workloads/` runs with `burner init` on the local cluster with
-//! hollow nodes: all jobs succeed and verify, and the run's garbage collection leaves no
-//! namespace or cluster-scoped object with its uuid.
+//! hollow nodes: all jobs succeed and verify, the jobs that measure pod latency report it,
+//! and the run's garbage collection leaves no namespace or cluster-scoped object with its
+//! uuid.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
+use burner::config::{JobType, LoadOptions};
 use burner::hollow::HollowFleet;
+use burner::results::summary::{Family, RunSummary, SUMMARY_FILE};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::ListParams;
+
+/// The create jobs of a workload that measure pod latency, as the run decides it: a job's
+/// own `measurements` over the global ones.
+fn pod_latency_jobs(config: &Path, uuid: &str) -> Vec<String> {
+    let options = LoadOptions {
+        uuid: uuid.to_string(),
+        ..LoadOptions::default()
+    };
+    let config = burner::config::load(config, &options)
+        .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+    config
+        .jobs
+        .iter()
+        .filter(|j| j.job_type() == JobType::Create && j.measurements.pod_latency.is_some())
+        .map(|j| j.name().to_string())
+        .collect()
+}
 
 #[test]
 fn every_shipped_workload_runs_verifies_and_cleans_up() {
@@ -32,11 +52,18 @@ fn every_shipped_workload_runs_verifies_and_cleans_up() {
         .collect();
     workloads.sort();
     assert!(workloads.len() >= 4, "{workloads:?}");
+    // Run directories go here rather than into the working directory, the repository.
+    let results = tempfile::tempdir().unwrap();
+    let mut any_measures_pod_latency = false;
     for (n, workload) in workloads.iter().enumerate() {
         let uuid = format!("{n:08}-aaaa-4bbb-8ccc-{:012}", std::process::id());
+        let config = root.join(workload).join("config.yml");
+        let dir = results.path().join(workload);
         let output = Command::new(env!("CARGO_BIN_EXE_burner"))
             .args(["init", "--kubeconfig", &kubeconfig, "--uuid", &uuid, "-c"])
-            .arg(root.join(workload).join("config.yml"))
+            .arg(&config)
+            .arg("--output-dir")
+            .arg(&dir)
             // Small sizes: the point is that each runs, not how big.
             .envs([
                 ("JOB_ITERATIONS", "3"),
@@ -53,18 +80,32 @@ fn every_shipped_workload_runs_verifies_and_cleans_up() {
             String::from_utf8_lossy(&output.stderr)
         );
         assert!(output.status.success(), "{workload}:\n{text}");
-        // The table on stdout: a header, then one row per job.
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let rows: Vec<&str> = stdout
-            .lines()
-            .skip_while(|l| !l.starts_with("JOB"))
-            .skip(1)
-            .take_while(|l| !l.is_empty())
-            .collect();
-        assert!(!rows.is_empty(), "{workload}: no job rows in\n{text}");
-        for row in rows {
-            assert!(row.ends_with("yes"), "{workload}: {row}");
+        let json = std::fs::read_to_string(dir.join(SUMMARY_FILE))
+            .unwrap_or_else(|e| panic!("{workload}: no {SUMMARY_FILE}: {e}\n{text}"));
+        let summary: RunSummary = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("{workload}: {SUMMARY_FILE} is no run summary: {e}"));
+        assert!(!summary.jobs.is_empty(), "{workload}: no jobs in\n{json}");
+        for job in &summary.jobs {
+            assert!(
+                job.passed && job.verification_passed == Some(true),
+                "{workload}: {job:#?}"
+            );
         }
+        let measured = pod_latency_jobs(&config, &uuid);
+        for name in &measured {
+            let latency = summary
+                .job(name)
+                .and_then(|j| j.pod_latency.as_ref())
+                .unwrap_or_else(|| panic!("{workload}: no pod latency for {name} in\n{json}"));
+            assert!(latency.ready > 0, "{workload}: {name}: {latency:#?}");
+            for family in [Family::Watch, Family::Server] {
+                assert!(
+                    latency.quantiles("Ready", family).is_some(),
+                    "{workload}: {name}: no Ready {family:?} quantiles: {latency:#?}"
+                );
+            }
+        }
+        any_measures_pod_latency |= !measured.is_empty();
         let selector = format!("kube-burner.io/uuid={uuid}");
         let (namespaces, crds) = common::run_on_harness(async move {
             let client = common::client().await;
@@ -89,5 +130,7 @@ fn every_shipped_workload_runs_verifies_and_cleans_up() {
             "{workload}: gc left objects behind"
         );
     }
+    // Else the pod latency checks above checked nothing.
+    assert!(any_measures_pod_latency, "no workload measures pod latency");
     common::run_on_harness(async move { fleet.shutdown().await.unwrap() });
 }

@@ -65,11 +65,13 @@ pub(super) async fn churn(
             tokio::time::sleep(delay).await;
         }
         let before = ctx.counters.created.load(Ordering::Relaxed);
-        let recreate = || chosen.recreate.iter().map(|&i| &objects[i]);
+        // Collected first: an iterator mapping through a closure here would keep the run's
+        // future from being Send (the closure's lifetimes are not general enough).
+        let recreate: Vec<&PlannedObject> = chosen.recreate.iter().map(|&i| &objects[i]).collect();
         if chosen.namespaces {
-            create_namespaces(ctx, recreate()).await?;
+            create_namespaces(ctx, recreate.iter().copied()).await?;
         }
-        create_objects(ctx, recreate()).await;
+        create_objects(ctx, recreate.into_iter()).await;
         summary.recreated += ctx.counters.created.load(Ordering::Relaxed) - before;
         if job.raw.wait_when_finished || job.raw.pod_wait {
             ready &= ready::wait_until_ready(ctx, objects, None).await;

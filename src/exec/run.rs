@@ -409,8 +409,13 @@ fn node_is_healthy(conditions: &[k8s_openapi::api::core::v1::NodeCondition]) -> 
 /// 100,000 objects would take seconds.
 pub struct Kinds {
     discovery: Discovery,
-    resolved: Mutex<HashMap<(Arc<str>, Arc<str>), Option<(ApiResource, ApiCapabilities)>>>,
+    /// By api version and kind; none when the cluster does not serve it.
+    resolved: Mutex<HashMap<KindKey, Option<Resolved>>>,
 }
+
+/// An object's api version and kind.
+type KindKey = (Arc<str>, Arc<str>);
+type Resolved = (ApiResource, ApiCapabilities);
 
 impl Kinds {
     pub(super) fn new(discovery: Discovery) -> Self {
@@ -424,7 +429,7 @@ impl Kinds {
         &self.discovery
     }
 
-    fn lookup(&self, object: &PlannedObject) -> Option<(ApiResource, ApiCapabilities)> {
+    fn lookup(&self, object: &PlannedObject) -> Option<Resolved> {
         let key = (object.api_version.clone(), object.kind.clone());
         let mut resolved = self
             .resolved

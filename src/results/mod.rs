@@ -202,6 +202,10 @@ pub fn job_summary_documents(summary: &RunSummary, config: &Config) -> Vec<Value
                 .find(|j| j.name() == job.name)
                 .map(|j| &j.raw);
             let mut errors = Vec::new();
+            let thresholds_passed = summary
+                .thresholds
+                .iter()
+                .all(|t| t.job != job.name || t.passed);
             match summary.outcome {
                 RunOutcome::TimedOut if job.stopped => errors.push("the run timed out".to_string()),
                 RunOutcome::Interrupted if job.stopped => {
@@ -264,7 +268,9 @@ pub fn job_summary_documents(summary: &RunSummary, config: &Config) -> Vec<Value
                 "version": format!("burner {}", summary.burner_version),
                 "k8sVersion": summary.k8s_version,
                 "totalNodes": summary.total_nodes,
-                "passed": job.passed,
+                // kube-burner's `passed` is false when the run's exit code is not 0, as
+                // with an exceeded threshold.
+                "passed": job.passed && thresholds_passed,
                 "executionErrors": errors.join("; "),
                 "objectsExpected": job.expected,
                 "objectsDone": job.done,
