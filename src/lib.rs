@@ -16,6 +16,7 @@ pub mod jq;
 pub mod local;
 pub mod measure;
 pub mod plan;
+pub mod progress;
 pub mod results;
 pub mod rng;
 pub mod runner;

@@ -2,6 +2,7 @@
 //! start measuring, run the jobs, and write every result into the run directory.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use kube::api::{Api, ListParams};
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, JobType};
 use crate::exec::run::{self, RunError, RunOptions};
 use crate::measure::{MeasureError, MeasureOptions, Measurement};
+use crate::progress::RunProgress;
 use crate::results::files::WriteError;
 use crate::results::summary::RunSummary;
 use crate::results::{self, ClusterFacts, RunRecord};
@@ -29,6 +31,8 @@ pub struct RunSettings {
     pub timeout: Duration,
     /// Cancelling stops the run (its outcome is then `interrupted`).
     pub cancel: CancellationToken,
+    /// Live numbers of the run, for a progress display.
+    pub progress: Arc<RunProgress>,
 }
 
 impl Default for RunSettings {
@@ -38,6 +42,7 @@ impl Default for RunSettings {
             output_dir: None,
             timeout: DEFAULT_TIMEOUT,
             cancel: CancellationToken::new(),
+            progress: RunProgress::new(),
         }
     }
 }
@@ -101,6 +106,7 @@ pub async fn run(
             uuid: config.uuid.clone(),
             run_id: run_id.clone(),
             dir: dir.clone(),
+            progress: Some(settings.progress.clone()),
             pod_latency_jobs: config
                 .jobs
                 .iter()
@@ -115,6 +121,7 @@ pub async fn run(
         timeout: settings.timeout,
         cancel: settings.cancel.clone(),
         recorder: measurement.recorder(),
+        progress: settings.progress.clone(),
     };
     let mut jobs = Vec::new();
     let executed = prepared.execute(&options, &mut jobs).await;

@@ -40,6 +40,9 @@ pub struct InitArgs {
     /// Write the results into this folder [default: collected-metrics-<uuid>].
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    /// Draw no progress lines (they are drawn only when stderr is a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// How to print the summary on stdout (logs stay on stderr).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -90,8 +93,12 @@ pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             .or(config.global.timeout)
             .unwrap_or(runner::DEFAULT_TIMEOUT),
         cancel,
+        progress: crate::progress::RunProgress::new(),
     };
     eprintln!("run {uuid} of {}", args.config.config.display());
+    let display = (!args.quiet)
+        .then(|| super::progress::start(settings.progress.clone()))
+        .flatten();
 
     if !args.local {
         let client = connect(&ClientOptions {
@@ -100,6 +107,9 @@ pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
         })
         .await?;
         let outcome = runner::run(&client, &config, &settings).await;
+        if let Some(display) = display {
+            display.finish();
+        }
         if matches!(outcome, Err(RunFailure::Stopped { .. })) && !config.global.gc {
             // Earlier jobs may have created objects before the failure.
             eprintln!("if this run created anything, remove it with: burner destroy --uuid {uuid}");
@@ -125,6 +135,9 @@ pub async fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
             .context("cannot start the hollow nodes")?;
         eprintln!("local cluster with {} hollow nodes is ready", args.nodes);
         let result = runner::run(&client, &config, &settings).await;
+        if let Some(display) = display {
+            display.finish();
+        }
         fleet.shutdown().await.ok();
         anyhow::Ok(result?)
     }

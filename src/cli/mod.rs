@@ -7,6 +7,7 @@ mod check;
 mod hollow;
 mod init;
 mod local;
+mod progress;
 mod results;
 
 use std::io::IsTerminal;
@@ -131,7 +132,7 @@ fn init_logging(level: LogLevel) {
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| progress::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,6 +24,7 @@ use super::{churn, cleanup, labels, preload, ready, selected};
 use crate::config::{Config, Job, JobType};
 use crate::measure::{JobRecorder, Recorder};
 use crate::plan::{self, PlanError, PlannedObject};
+use crate::progress::{Counters, JobProgress, Phase, RunProgress};
 
 /// Writes in flight at once per job.
 const CONCURRENCY: usize = 32;
@@ -145,6 +146,8 @@ pub struct RunOptions {
     pub cancel: CancellationToken,
     /// Where jobs report what they do, for measurement.
     pub recorder: Recorder,
+    /// Where jobs show how far they are.
+    pub progress: Arc<RunProgress>,
 }
 
 /// Runs every job; returns what each did and how the run ended.
@@ -263,8 +266,10 @@ impl Prepared<'_> {
             {
                 return Err(resolve(&discovery, job, object).expect_err("just found unresolvable"));
             }
-            // The job's counters live here, so a timeout or Ctrl-C still reports what it did.
-            let counters = Counters::default();
+            // The job's counters live in its progress, so a timeout or Ctrl-C still reports
+            // what it did.
+            let progress = options.progress.start_job(job.name(), objects.len() as u64);
+            let counters = &progress.counters;
             let ctx = JobContext {
                 client,
                 config,
@@ -272,7 +277,8 @@ impl Prepared<'_> {
                 discovery: &discovery,
                 options,
                 gate: gate(job),
-                counters: &counters,
+                counters,
+                progress: &progress,
                 recorder: options.recorder.job_started(job.name()),
             };
             let started = Instant::now();
@@ -292,20 +298,23 @@ impl Prepared<'_> {
                             results.push(JobResult {
                                 started_at,
                                 ended_at: Some(SystemTime::now()),
-                                ..counters.partial(job.name(), objects.len() as u64, started.elapsed())
+                                ..partial(counters, job.name(), objects.len() as u64, started.elapsed())
                             });
                             return Err(error);
                         }
                     };
                     results.push(JobResult { started_at, ended_at: Some(SystemTime::now()), ..result });
                     created.push((job, objects));
+                    progress.set_phase(Phase::Done);
                     if let Some(pause) = job.raw.job_pause {
+                        progress.set_phase(Phase::Pausing);
                         tracing::info!(job = job.name(), "pausing for {}", humantime::format_duration(pause));
                         tokio::select! {
                             _ = tokio::time::sleep(pause) => {}
                             _ = tokio::time::sleep_until(deadline) => return Ok(Outcome::TimedOut),
                             _ = options.cancel.cancelled() => return Ok(Outcome::Interrupted),
                         }
+                        progress.set_phase(Phase::Done);
                     }
                     continue;
                 }
@@ -315,7 +324,12 @@ impl Prepared<'_> {
             results.push(JobResult {
                 started_at,
                 ended_at: Some(SystemTime::now()),
-                ..counters.partial(job.name(), objects.len() as u64, started.elapsed())
+                ..partial(
+                    counters,
+                    job.name(),
+                    objects.len() as u64,
+                    started.elapsed(),
+                )
             });
             return Ok(stopped);
         }
@@ -326,7 +340,10 @@ impl Prepared<'_> {
                     .iter()
                     .filter(|(j, _)| j.job_type() == JobType::Create)
                 {
-                    let counters = Counters::default();
+                    let progress = options.progress.job(job.name()).unwrap_or_else(|| {
+                        options.progress.start_job(job.name(), objects.len() as u64)
+                    });
+                    progress.set_phase(Phase::Waiting);
                     let ctx = JobContext {
                         client,
                         config,
@@ -334,17 +351,22 @@ impl Prepared<'_> {
                         discovery: &discovery,
                         options,
                         gate: None,
-                        counters: &counters,
+                        counters: &Counters::default(),
+                        progress: &progress,
                         recorder: JobRecorder::default(),
                     };
                     let ready = ready::wait_until_ready(&ctx, objects, None).await;
+                    progress.set_phase(Phase::Done);
                     if let Some(result) = results.iter_mut().find(|r| r.name == job.name()) {
                         result.ready &= ready;
                     }
                 }
             }
             if config.global.gc {
+                let progress = options.progress.start_job("garbage-collection", 0);
+                progress.set_phase(Phase::CleaningUp);
                 cleanup::destroy(client, &config.uuid).await?;
+                progress.set_phase(Phase::Done);
             }
             Ok::<_, RunError>(())
         };
@@ -482,6 +504,7 @@ pub(super) struct JobContext<'a> {
     pub(super) options: &'a RunOptions,
     pub(super) gate: Option<DefaultDirectRateLimiter>,
     pub(super) counters: &'a Counters,
+    pub(super) progress: &'a JobProgress,
     pub(super) recorder: JobRecorder,
 }
 
@@ -507,6 +530,7 @@ async fn run_create_job(
     if job.raw.pre_load_images {
         preload::pull_images(ctx, objects).await?;
     }
+    ctx.progress.set_phase(Phase::Creating);
     let started = Instant::now();
     tracing::info!(job = name, objects = objects.len(), "creating");
 
@@ -538,7 +562,9 @@ async fn run_create_job(
         }
         create_objects(ctx, batch.iter()).await;
         if job.raw.pod_wait {
+            ctx.progress.set_phase(Phase::Waiting);
             ready &= ready::wait_until_ready(ctx, batch, Some(batch[0].iteration)).await;
+            ctx.progress.set_phase(Phase::Creating);
         }
     }
     let create_time = started.elapsed();
@@ -560,6 +586,7 @@ async fn run_create_job(
     );
 
     if job.raw.wait_when_finished {
+        ctx.progress.set_phase(Phase::Waiting);
         let wait_started = Instant::now();
         ready &= ready::wait_until_ready(ctx, objects, None).await;
         result.wait_time = Some(wait_started.elapsed());
@@ -570,12 +597,14 @@ async fn run_create_job(
         );
     }
     if let Some(churn) = job.raw.churn_config.as_ref().filter(|c| churn::enabled(c)) {
+        ctx.progress.set_phase(Phase::Churning);
         let (summary, churn_ready) = churn::churn(ctx, objects, churn).await?;
         result.churn = Some(summary);
         ready &= churn_ready;
     }
     result.ready = ready;
     if job.raw.verify_objects {
+        ctx.progress.set_phase(Phase::Verifying);
         let (found, passed) = ready::verify(ctx, objects).await;
         result.verification_passed = Some(passed);
         result.verified = Some(found);
@@ -583,6 +612,7 @@ async fn run_create_job(
     result.errors = ctx.counters.errors.load(Ordering::Relaxed);
     result.retries = ctx.counters.retries.load(Ordering::Relaxed);
     if job.raw.gc {
+        ctx.progress.set_phase(Phase::CleaningUp);
         cleanup::destroy_job(ctx.client, &ctx.config.uuid, name).await?;
     }
     Ok(result)
@@ -709,28 +739,19 @@ pub(super) fn object_api(
     }
 }
 
-#[derive(Default)]
-pub(super) struct Counters {
-    pub(super) created: AtomicU64,
-    pub(super) errors: AtomicU64,
-    pub(super) retries: AtomicU64,
-}
-
-impl Counters {
-    /// What a job that was stopped midway had done.
-    fn partial(&self, name: &str, expected: u64, elapsed: Duration) -> JobResult {
-        let created = self.created.load(Ordering::Relaxed);
-        JobResult {
-            name: name.to_string(),
-            expected,
-            created,
-            errors: self.errors.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-            create_time: elapsed,
-            achieved_rate: created as f64 / elapsed.as_secs_f64().max(1e-9),
-            stopped: true,
-            ..JobResult::default()
-        }
+/// What a job that was stopped midway had done.
+fn partial(counters: &Counters, name: &str, expected: u64, elapsed: Duration) -> JobResult {
+    let created = counters.created.load(Ordering::Relaxed);
+    JobResult {
+        name: name.to_string(),
+        expected,
+        created,
+        errors: counters.errors.load(Ordering::Relaxed),
+        retries: counters.retries.load(Ordering::Relaxed),
+        create_time: elapsed,
+        achieved_rate: created as f64 / elapsed.as_secs_f64().max(1e-9),
+        stopped: true,
+        ..JobResult::default()
     }
 }
 

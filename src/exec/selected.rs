@@ -107,6 +107,7 @@ pub(super) fn render_patch(
 
 pub(super) async fn run_selected_job(ctx: &JobContext<'_>) -> Result<JobResult, RunError> {
     let job = ctx.job;
+    ctx.progress.set_phase(crate::progress::Phase::Acting);
     let started = Instant::now();
     let mut expected = 0u64;
     // A delete job runs once, whatever its jobIterations, as in kube-burner.

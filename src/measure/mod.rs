@@ -13,6 +13,7 @@ pub mod pod_latency;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::measurements::POD_PHASES;
 use crate::exec::labels;
+use crate::progress::{JobProgress, RunProgress};
 use crate::results::files::{RowWriter, WriteError, write_rows};
 use crate::results::summary::{ApiCallSummary, PodLatencySummary, Quantiles};
 use api_calls::{ApiCall, JobSeries};
@@ -135,6 +137,8 @@ pub struct MeasureOptions {
     pub dir: PathBuf,
     /// The jobs whose pods' startup latency is measured (`podLatency`).
     pub pod_latency_jobs: Vec<String>,
+    /// Where to count pods seen Ready, for a progress display.
+    pub progress: Option<Arc<RunProgress>>,
 }
 
 /// What was measured of one job.
@@ -166,9 +170,6 @@ impl Measurement {
         client: &kube::Client,
         options: MeasureOptions,
     ) -> Result<Self, MeasureError> {
-        let (samples, receiver) = mpsc::unbounded_channel();
-        let stop = CancellationToken::new();
-        let (listed, watch_listed) = oneshot::channel();
         let pods = (!options.pod_latency_jobs.is_empty()).then(|| {
             let api: kube::Api<Pod> = kube::Api::all(client.clone());
             let config = watcher::Config::default().labels(&format!(
@@ -178,6 +179,18 @@ impl Measurement {
             ));
             watcher(api, config).default_backoff().boxed()
         });
+        Self::with_pod_events(pods, options).await
+    }
+
+    /// Starts the collector on a given stream of pod events, as a watch of the run's pods
+    /// gives them (benchmarks feed it their own).
+    pub async fn with_pod_events(
+        pods: Option<PodEvents>,
+        options: MeasureOptions,
+    ) -> Result<Self, MeasureError> {
+        let (samples, receiver) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let (listed, watch_listed) = oneshot::channel();
         let watching = pods.is_some();
         let collector = Collector::new(options)?;
         let task = tokio::spawn(collector.run(receiver, pods, listed, stop.clone()));
@@ -211,13 +224,16 @@ impl Measurement {
     }
 }
 
-type PodEvents = futures::stream::BoxStream<'static, Result<watcher::Event<Pod>, watcher::Error>>;
+/// Watch events of the run's pods.
+pub type PodEvents =
+    futures::stream::BoxStream<'static, Result<watcher::Event<Pod>, watcher::Error>>;
 
 struct Collector {
     options: MeasureOptions,
     tracker: PodTracker,
     series: HashMap<Arc<str>, JobSeries>,
     rows: HashMap<Arc<str>, RowWriter>,
+    progress: HashMap<Arc<str>, Arc<JobProgress>>,
     /// The first write that failed; measuring goes on, and the run hears of it at the end.
     write_error: Option<WriteError>,
 }
@@ -239,6 +255,7 @@ impl Collector {
             options,
             series: HashMap::new(),
             rows,
+            progress: HashMap::new(),
             write_error: None,
         })
     }
@@ -286,6 +303,9 @@ impl Collector {
     fn take(&mut self, sample: Sample) {
         match sample {
             Sample::JobStarted { job, at, wall } => {
+                if let Some(progress) = self.options.progress.as_ref().and_then(|p| p.job(&job)) {
+                    self.progress.insert(job.clone(), progress);
+                }
                 self.series.insert(job, JobSeries::new(at, wall));
             }
             Sample::CreateSent {
@@ -334,6 +354,11 @@ impl Collector {
             if row.is_some() {
                 series.pod_ready(at);
             }
+        }
+        if row.is_some()
+            && let Some(progress) = self.progress.get(&job)
+        {
+            progress.pods_ready.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(row) = row
             && let Some(writer) = self.rows.get_mut(&job)
