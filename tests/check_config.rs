@@ -296,6 +296,23 @@ fn bad_input_is_reported_with_where_and_what() {
         ),
         ("jobs: [\n".to_string(), vec![], vec![], ":"),
         (
+            format!(
+                "global:\n  measurements:\n    - name: podLatency\n      thresholds:\n        - {{conditionType: Ready, metric: P98, threshold: 5s}}\n{}",
+                job(OBJECTS)
+            ),
+            vec![],
+            vec![],
+            "global.measurements[0].thresholds[0].metric: `P98` is not one of P50, P95, P99, Avg, Max",
+        ),
+        (
+            job(&format!(
+                "    measurements:\n      - name: podLatency\n        thresholds:\n          - {{conditionType: Ready, metric: P99, threshold: soon}}\n{OBJECTS}"
+            )),
+            vec![],
+            vec![],
+            "jobs[0].measurements[0].thresholds[0].threshold: `soon` is not a duration",
+        ),
+        (
             job(OBJECTS),
             vec![],
             vec!["--set", "jobs.0.name.inner=x"],
