@@ -92,6 +92,8 @@ pub struct Job {
     pub objects: Vec<Object>,
     /// What the job measures: its own measurements over the global ones.
     pub measurements: JobMeasurements,
+    /// The job as the rendered config (with `--set` applied) writes it.
+    pub rendered: Value,
 }
 
 impl Job {
@@ -139,10 +141,21 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Config, ConfigError> {
     let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let rendered = render_config(path, &source, &folder, options)?;
     let mut raw: RawConfig = decode(path, &rendered)?;
+    let document = apply_set(&rendered, &options.set)?;
     if !options.set.is_empty() {
-        raw = apply_set(&rendered, &options.set)?;
+        raw = serde_json::from_value(document.clone()).map_err(|e| ConfigError::Set {
+            expression: options.set.join(" "),
+            message: e.to_string(),
+        })?;
     }
-    validate(path, &folder, raw, options)
+    let mut config = validate(path, &folder, raw, options)?;
+    for (j, job) in config.jobs.iter_mut().enumerate() {
+        job.rendered = document
+            .pointer(&format!("/jobs/{j}"))
+            .cloned()
+            .unwrap_or_default();
+    }
+    Ok(config)
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -241,8 +254,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// Step 3: `--set a.b.0.c=value`, the value read as YAML (so `10` is a number).
-fn apply_set(rendered: &str, set: &[String]) -> Result<RawConfig, ConfigError> {
+/// Step 3: `--set a.b.0.c=value`, the value read as YAML (so `10` is a number). Returns the
+/// rendered config as a document with the values set.
+fn apply_set(rendered: &str, set: &[String]) -> Result<Value, ConfigError> {
     let set_error = |expression: &str, message: String| ConfigError::Set {
         expression: expression.to_string(),
         message,
@@ -288,7 +302,7 @@ fn apply_set(rendered: &str, set: &[String]) -> Result<RawConfig, ConfigError> {
         }
         *target = value;
     }
-    serde_json::from_value(document).map_err(|e| set_error(&set.join(" "), e.to_string()))
+    Ok(document)
 }
 
 /// Step 4: every job valid, every template found and parsed.
@@ -478,6 +492,7 @@ fn validate(
             missing,
             objects,
             measurements,
+            rendered: Value::Null,
         });
     }
     check_global_support(&raw.global, &mut warnings)

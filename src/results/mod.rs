@@ -196,11 +196,11 @@ pub fn job_summary_documents(summary: &RunSummary, config: &Config) -> Vec<Value
         .jobs
         .iter()
         .map(|job| {
-            let raw = config
+            let rendered = config
                 .jobs
                 .iter()
                 .find(|j| j.name() == job.name)
-                .map(|j| &j.raw);
+                .map_or(Value::Null, |j| j.rendered.clone());
             let mut errors = Vec::new();
             let thresholds_passed = summary
                 .thresholds
@@ -245,26 +245,8 @@ pub fn job_summary_documents(summary: &RunSummary, config: &Config) -> Vec<Value
                 "uuid": summary.uuid,
                 "runId": summary.run_id,
                 "metricName": "jobSummary",
-                "jobConfig": raw.map_or(Value::Null, |r| json!({
-                    "name": r.name,
-                    "jobType": job.job_type,
-                    "jobIterations": r.job_iterations,
-                    "qps": r.qps,
-                    "burst": r.burst,
-                    "namespace": r.namespace,
-                    "namespacedIterations": r.namespaced_iterations,
-                    "iterationsPerNamespace": r.iterations_per_namespace,
-                    "waitWhenFinished": r.wait_when_finished,
-                    "podWait": r.pod_wait,
-                    "cleanup": r.cleanup,
-                    "gc": r.gc,
-                    "verifyObjects": r.verify_objects,
-                    "errorOnVerify": r.error_on_verify,
-                    "preLoadImages": r.pre_load_images,
-                    "maxWaitTimeout": r.max_wait_timeout.map(|d| d.as_nanos() as u64),
-                    "jobIterationDelay": r.job_iteration_delay.map(|d| d.as_nanos() as u64),
-                    "jobPause": r.job_pause.map(|d| d.as_nanos() as u64),
-                })),
+                // The job as the rendered config wrote it, `--set` applied.
+                "jobConfig": rendered,
                 "version": format!("burner {}", summary.burner_version),
                 "k8sVersion": summary.k8s_version,
                 "totalNodes": summary.total_nodes,
