@@ -77,7 +77,8 @@ pub struct ApiCallSecondRow {
     pub p99: f64,
 }
 
-/// A row of `apiCallLatency-<job>`.
+/// A row of `apiCallLatency-<job>`. The quantiles are spelt out rather than flattened from
+/// [`Quantiles`]: CSV rows cannot hold a flattened struct.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiCallRow {
