@@ -69,11 +69,9 @@ pub(super) async fn verify(
     let mut passed = grouped == objects.len() as u64;
     for group in groups {
         let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &group.resource);
-        let params = ListParams::default().labels(&group_selector(ctx, group.index));
-        let count = api
-            .list_metadata(&params)
+        let count = count_labelled(&api, &group_selector(ctx, group.index))
             .await
-            .map_or(0, |l| l.items.len() as u64);
+            .unwrap_or(0);
         if count != group.expected {
             tracing::warn!(
                 job = ctx.job.name(),
@@ -88,6 +86,24 @@ pub(super) async fn verify(
     }
     (found, passed)
 }
+
+/// How many objects `selector` selects, listed a page at a time: a job of 100,000 pods
+/// would otherwise list them all at once, and hold them all.
+async fn count_labelled(api: &Api<DynamicObject>, selector: &str) -> kube::Result<u64> {
+    let mut params = ListParams::default().labels(selector).limit(LIST_PAGE);
+    let mut count = 0;
+    loop {
+        let page = api.list_metadata(&params).await?;
+        count += page.items.len() as u64;
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(count),
+        }
+    }
+}
+
+/// Objects per page of a list.
+const LIST_PAGE: u32 = 500;
 
 /// When an object counts as ready.
 enum Readiness {
