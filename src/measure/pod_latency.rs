@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{LatencyHistogram, Rule, Unit};
-use crate::config::measurements::POD_PHASES;
+use crate::config::measurements::{Family, POD_PHASES};
 use crate::exec::labels;
 use crate::results::summary::{PhaseQuantiles, PodLatencySummary};
 
@@ -141,6 +141,31 @@ pub struct PodLatencyRow {
     pub watch_containers_ready_latency: Option<f64>,
     pub watch_pod_ready_latency: Option<f64>,
     pub ready_timestamp: String,
+}
+
+impl PodLatencyRow {
+    /// The pod's latency of each phase in one family, in [`POD_PHASES`] order.
+    pub fn latencies(&self, family: Family) -> [Option<f64>; POD_PHASES.len()] {
+        let server = |ms: Option<i64>| ms.map(|ms| ms as f64);
+        match family {
+            Family::Server => [
+                server(self.scheduling_latency),
+                server(self.ready_to_start_containers_latency),
+                server(self.initialized_latency),
+                server(self.containers_started_latency),
+                server(self.containers_ready_latency),
+                server(self.pod_ready_latency),
+            ],
+            Family::Watch => [
+                self.watch_scheduling_latency,
+                self.watch_ready_to_start_containers_latency,
+                self.watch_initialized_latency,
+                self.watch_containers_started_latency,
+                self.watch_containers_ready_latency,
+                self.watch_pod_ready_latency,
+            ],
+        }
+    }
 }
 
 /// Where a pod's watch-family latencies start.

@@ -14,7 +14,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::Deserialize;
+use crate::measure::api_calls::{ApiCallSecondRow, JobSecondRow};
+use crate::measure::pod_latency::PodLatencyRow;
 use serde::de::DeserializeOwned;
 
 use crate::results::summary::{
@@ -95,78 +96,13 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, ReportError>
 }
 
 // ---------------------------------------------------------------------------------------
-// The rows of the per-job files, reduced to the fields the report draws.
-
-/// A row of `podLatencyMeasurement-<job>.json`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PodLatencyRow {
-    scheduling_latency: Option<f64>,
-    ready_to_start_containers_latency: Option<f64>,
-    initialized_latency: Option<f64>,
-    containers_started_latency: Option<f64>,
-    containers_ready_latency: Option<f64>,
-    pod_ready_latency: Option<f64>,
-    watch_scheduling_latency: Option<f64>,
-    watch_ready_to_start_containers_latency: Option<f64>,
-    watch_initialized_latency: Option<f64>,
-    watch_containers_started_latency: Option<f64>,
-    watch_containers_ready_latency: Option<f64>,
-    watch_pod_ready_latency: Option<f64>,
-}
-
-impl PodLatencyRow {
-    /// The pod's latency of each phase, in [`POD_PHASES`] order.
-    fn latencies(&self, family: Family) -> [Option<f64>; POD_PHASES.len()] {
-        match family {
-            Family::Server => [
-                self.scheduling_latency,
-                self.ready_to_start_containers_latency,
-                self.initialized_latency,
-                self.containers_started_latency,
-                self.containers_ready_latency,
-                self.pod_ready_latency,
-            ],
-            Family::Watch => [
-                self.watch_scheduling_latency,
-                self.watch_ready_to_start_containers_latency,
-                self.watch_initialized_latency,
-                self.watch_containers_started_latency,
-                self.watch_containers_ready_latency,
-                self.watch_pod_ready_latency,
-            ],
-        }
-    }
-}
-
-/// A row of `jobTimeseries-<job>.json`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct JobSecond {
-    second: f64,
-    writes: f64,
-    errors: f64,
-    throttled: f64,
-    pods_seen: f64,
-    pods_ready: f64,
-}
-
-/// A row of `apiCallTimeseries-<job>.json`.
-#[derive(Debug, Deserialize)]
-struct ApiCallSecond {
-    second: f64,
-    verb: String,
-    #[serde(rename = "P50")]
-    p50: Option<f64>,
-    #[serde(rename = "P99")]
-    p99: Option<f64>,
-}
+// The per-job files, read with the row types that wrote them.
 
 /// What the run directory holds for one job; each file is optional.
 struct JobFiles {
     pods: Option<Vec<PodLatencyRow>>,
-    seconds: Option<Vec<JobSecond>>,
-    api_calls: Option<Vec<ApiCallSecond>>,
+    seconds: Option<Vec<JobSecondRow>>,
+    api_calls: Option<Vec<ApiCallSecondRow>>,
 }
 
 impl JobFiles {
@@ -560,23 +496,33 @@ fn time_series(
     }
 }
 
-fn creation_rate_chart(job: &str, seconds: &[JobSecond], bands: &[Band]) -> Option<LineChart> {
-    if seconds.iter().all(|s| s.writes == 0.0) {
+/// One count of every second, as chart points.
+fn per_second(
+    seconds: &[JobSecondRow],
+    count: fn(&JobSecondRow) -> u64,
+) -> impl Iterator<Item = (f64, f64)> + '_ {
+    seconds
+        .iter()
+        .map(move |s| (s.second as f64, count(s) as f64))
+}
+
+fn creation_rate_chart(job: &str, seconds: &[JobSecondRow], bands: &[Band]) -> Option<LineChart> {
+    if seconds.iter().all(|s| s.writes == 0) {
         return None;
     }
     let mut series = vec![time_series(
         "writes/s",
         colour(0),
         false,
-        seconds.iter().map(|s| (s.second, s.writes)),
+        per_second(seconds, |s| s.writes),
     )];
     // Errors and 429s explain a dip in the rate, so they share its chart when there are any.
-    if seconds.iter().any(|s| s.errors > 0.0) {
-        let points = seconds.iter().map(|s| (s.second, s.errors));
+    if seconds.iter().any(|s| s.errors > 0) {
+        let points = per_second(seconds, |s| s.errors);
         series.push(time_series("errors/s", colour(3), false, points));
     }
-    if seconds.iter().any(|s| s.throttled > 0.0) {
-        let points = seconds.iter().map(|s| (s.second, s.throttled));
+    if seconds.iter().any(|s| s.throttled > 0) {
+        let points = per_second(seconds, |s| s.throttled);
         series.push(time_series("429s/s", colour(1), true, points));
     }
     Some(LineChart {
@@ -590,10 +536,10 @@ fn creation_rate_chart(job: &str, seconds: &[JobSecond], bands: &[Band]) -> Opti
     })
 }
 
-fn pods_ready_chart(job: &str, seconds: &[JobSecond], bands: &[Band]) -> Option<LineChart> {
+fn pods_ready_chart(job: &str, seconds: &[JobSecondRow], bands: &[Band]) -> Option<LineChart> {
     if seconds
         .iter()
-        .all(|s| s.pods_seen == 0.0 && s.pods_ready == 0.0)
+        .all(|s| s.pods_seen == 0 && s.pods_ready == 0)
     {
         return None;
     }
@@ -602,13 +548,13 @@ fn pods_ready_chart(job: &str, seconds: &[JobSecond], bands: &[Band]) -> Option<
             "seen",
             colour(5),
             true,
-            seconds.iter().map(|s| (s.second, s.pods_seen)),
+            per_second(seconds, |s| s.pods_seen),
         ),
         time_series(
             "ready",
             colour(2),
             false,
-            seconds.iter().map(|s| (s.second, s.pods_ready)),
+            per_second(seconds, |s| s.pods_ready),
         ),
     ];
     Some(LineChart {
@@ -623,16 +569,16 @@ fn pods_ready_chart(job: &str, seconds: &[JobSecond], bands: &[Band]) -> Option<
 }
 
 /// P50 dashed and P99 solid in one colour per verb, so a verb's spread reads at a glance.
-fn api_latency_chart(job: &str, rows: &[ApiCallSecond], bands: &[Band]) -> Option<LineChart> {
+fn api_latency_chart(job: &str, rows: &[ApiCallSecondRow], bands: &[Band]) -> Option<LineChart> {
     let mut verbs: Vec<&str> = rows.iter().map(|r| r.verb.as_str()).collect();
     verbs.sort_unstable();
     verbs.dedup();
     let mut series = Vec::new();
     for (index, verb) in verbs.into_iter().enumerate() {
-        let mut of_verb: Vec<&ApiCallSecond> = rows.iter().filter(|r| r.verb == verb).collect();
-        of_verb.sort_by(|a, b| a.second.total_cmp(&b.second));
-        let p50 = of_verb.iter().filter_map(|r| Some((r.second, r.p50?)));
-        let p99 = of_verb.iter().filter_map(|r| Some((r.second, r.p99?)));
+        let mut of_verb: Vec<&ApiCallSecondRow> = rows.iter().filter(|r| r.verb == verb).collect();
+        of_verb.sort_by_key(|r| r.second);
+        let p50 = of_verb.iter().map(|r| (r.second as f64, r.p50));
+        let p99 = of_verb.iter().map(|r| (r.second as f64, r.p99));
         let lines = [
             time_series(&format!("{verb} P50"), colour(index), true, p50),
             time_series(&format!("{verb} P99"), colour(index), false, p99),
