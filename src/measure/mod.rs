@@ -341,11 +341,13 @@ impl Collector {
     }
 
     fn pod(&mut self, view: &PodView, at: Instant) {
-        let (job, seen, row) = match self.tracker.observe(view, at) {
-            Observed::Nothing => return,
-            Observed::FirstSeen { job } => (job, true, None),
-            Observed::Ready { job, row } => (job, false, Some(row)),
-            Observed::FirstSeenReady { job, row } => (job, true, Some(row)),
+        let Some(Observed {
+            job,
+            first_seen: seen,
+            ready: row,
+        }) = self.tracker.observe(view, at)
+        else {
+            return;
         };
         if let Some(series) = self.series.get_mut(&job) {
             if seen {

@@ -233,24 +233,14 @@ struct Timeline {
     server: [Option<i64>; 6],
 }
 
-/// What happened to a pod in one event, for the job's time series.
+/// What one event told of a measured job's pod, for the job's time series.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Observed {
-    Nothing,
+pub struct Observed {
+    pub job: Arc<str>,
     /// The first event that showed the pod.
-    FirstSeen {
-        job: Arc<str>,
-    },
-    /// The pod was seen Ready: its row and its job.
-    Ready {
-        job: Arc<str>,
-        row: Box<PodLatencyRow>,
-    },
-    /// Both in one event.
-    FirstSeenReady {
-        job: Arc<str>,
-        row: Box<PodLatencyRow>,
-    },
+    pub first_seen: bool,
+    /// The pod was seen Ready: its row.
+    pub ready: Option<Box<PodLatencyRow>>,
 }
 
 /// The per-pod state of the measurement.
@@ -313,14 +303,12 @@ impl PodTracker {
         self.pods.len()
     }
 
-    /// Takes a watch event of a pod, received at `at`.
-    pub fn observe(&mut self, view: &PodView, at: Instant) -> Observed {
-        let Some(job) = view.job.as_ref().and_then(|j| self.jobs.get(j)).cloned() else {
-            return Observed::Nothing;
-        };
+    /// Takes a watch event of a pod, received at `at`; says what it told, if anything.
+    pub fn observe(&mut self, view: &PodView, at: Instant) -> Option<Observed> {
+        let job = view.job.as_ref().and_then(|j| self.jobs.get(j)).cloned()?;
         let key = uid_hash(&view.uid);
         if self.measured.contains(&key) {
-            return Observed::Nothing;
+            return None;
         }
         let mut first = false;
         let timeline = self.pods.entry(view.uid.clone()).or_insert_with(|| {
@@ -353,20 +341,19 @@ impl PodTracker {
             }
         }
         if timeline.watch[READY].is_none() {
-            return if first {
-                Observed::FirstSeen { job }
-            } else {
-                Observed::Nothing
-            };
+            return first.then_some(Observed {
+                job,
+                first_seen: true,
+                ready: None,
+            });
         }
         let timeline = self.pods.remove(&view.uid).expect("inserted above");
         self.measured.insert(key);
-        let row = self.finish(timeline, view);
-        if first {
-            Observed::FirstSeenReady { job, row }
-        } else {
-            Observed::Ready { job, row }
-        }
+        Some(Observed {
+            job,
+            first_seen: first,
+            ready: Some(self.finish(timeline, view)),
+        })
     }
 
     fn finish(&mut self, timeline: Timeline, view: &PodView) -> Box<PodLatencyRow> {
@@ -472,7 +459,14 @@ mod tests {
         let (mut tracker, t0) = tracker();
         tracker.create_sent("ns", "pod-a", t0);
         let seen = tracker.observe(&view("a", &[]), t0 + Duration::from_millis(5));
-        assert!(matches!(seen, Observed::FirstSeen { .. }));
+        assert!(matches!(
+            seen,
+            Some(Observed {
+                first_seen: true,
+                ready: None,
+                ..
+            })
+        ));
         tracker.observe(&view("a", &[(0, 0)]), t0 + Duration::from_millis(9));
         let all = [
             (0, 0),
@@ -482,8 +476,11 @@ mod tests {
             (4, 2000),
             (5, 2000),
         ];
-        let Observed::Ready { row, .. } =
-            tracker.observe(&view("a", &all), t0 + Duration::from_millis(2012))
+        let Some(Observed {
+            first_seen: false,
+            ready: Some(row),
+            ..
+        }) = tracker.observe(&view("a", &all), t0 + Duration::from_millis(2012))
         else {
             panic!("Ready expected");
         };
@@ -496,7 +493,7 @@ mod tests {
         // Later events of a measured pod change nothing.
         assert_eq!(
             tracker.observe(&view("a", &all), t0 + Duration::from_secs(9)),
-            Observed::Nothing
+            None
         );
         let summary = tracker.stats[&Arc::from("job")].summary();
         assert_eq!((summary.pods, summary.ready), (1, 1));
@@ -509,7 +506,12 @@ mod tests {
     fn a_controllers_pod_is_timed_from_its_first_sighting_and_other_jobs_are_ignored() {
         let (mut tracker, t0) = tracker();
         let ready = [(0, 0), (5, 1000)];
-        let Observed::FirstSeenReady { row, .. } = tracker.observe(&view("b", &ready), t0) else {
+        let Some(Observed {
+            first_seen: true,
+            ready: Some(row),
+            ..
+        }) = tracker.observe(&view("b", &ready), t0)
+        else {
             panic!("seen and Ready in one event");
         };
         assert_eq!(row.watch_start, WatchStart::FirstSeen);
@@ -519,7 +521,7 @@ mod tests {
         );
         let mut other = view("c", &ready);
         other.job = Some("another".into());
-        assert_eq!(tracker.observe(&other, t0), Observed::Nothing);
+        assert_eq!(tracker.observe(&other, t0), None);
     }
 
     #[test]
