@@ -17,6 +17,7 @@
 //! Run with `cargo bench --bench measure`; `PODS=10000 cargo bench --bench measure` for a
 //! smaller run.
 
+use burner::watched::WatchedPod;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -54,7 +55,7 @@ const RUN_ID: &str = "bench-measure";
 const REPLICAS_PER_ITERATION: u64 = 10;
 const NODES: u64 = 100;
 
-type PodEvent = Result<watcher::Event<Pod>, watcher::Error>;
+type PodEvent = Result<watcher::Event<WatchedPod>, watcher::Error>;
 
 fn main() -> anyhow::Result<ExitCode> {
     let pods: u64 = match std::env::var("PODS") {
@@ -210,8 +211,11 @@ enum Stage {
     Running,
 }
 
+/// The event as the watch decodes it: the pod's JSON read into what burner keeps of it.
 fn apply(index: u64, created: Timestamp, stage: Stage) -> PodEvent {
-    Ok(watcher::Event::Apply(pod(index, created, stage)))
+    let json = serde_json::to_vec(&pod(index, created, stage)).expect("a pod serializes");
+    let watched: WatchedPod = serde_json::from_slice(&json).expect("a pod decodes");
+    Ok(watcher::Event::Apply(watched))
 }
 
 fn namespace(index: u64) -> String {

@@ -52,5 +52,6 @@ pub mod rng;
 pub mod runner;
 pub mod shutdown;
 pub mod template;
+pub mod watched;
 
 pub use runner::{RunReport, RunSettings, run};

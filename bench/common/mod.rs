@@ -3,13 +3,13 @@
 use anyhow::Context;
 use burner::local::{LocalCluster, LocalOptions};
 
-/// Starts a local cluster for a benchmark, in-flight limits off, and returns it with the
-/// apiserver's pid (for its CPU figures).
-pub async fn start_cluster(name: &str) -> anyhow::Result<(LocalCluster, u32)> {
+/// Starts a local cluster for a benchmark, in-flight limits off unless `keep_limits`, and
+/// returns it with the apiserver's pid (for its CPU figures).
+pub async fn start_cluster(name: &str, keep_limits: bool) -> anyhow::Result<(LocalCluster, u32)> {
     let mut options = LocalOptions::new(name);
     options.state_dir =
         Some(std::env::temp_dir().join(format!("burner-{name}-{}", std::process::id())));
-    options.tuning.disable_qps_limits = true;
+    options.tuning.disable_qps_limits = !keep_limits;
     let cluster = LocalCluster::start(&options)
         .await
         .context("cannot start the local cluster")?;

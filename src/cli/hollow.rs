@@ -109,6 +109,10 @@ pub struct FleetArgs {
     /// Leave the Nodes and Leases in the cluster on exit.
     #[arg(long)]
     pub keep: bool,
+    /// Post a `Started` event for each container as it starts, as the kubelet does.
+    /// kube-burner's podLatency waits for these events; without them it stalls on every pod.
+    #[arg(long)]
+    pub container_events: bool,
 }
 
 impl FleetArgs {
@@ -139,6 +143,7 @@ impl FleetArgs {
             burst: self.burst,
             concurrency: self.concurrency,
             keep: self.keep,
+            container_events: self.container_events,
         }
     }
 
@@ -183,6 +188,9 @@ impl FleetArgs {
             .collect();
         if self.keep {
             out.push("--keep".into());
+        }
+        if self.container_events {
+            out.push("--container-events".into());
         }
         out
     }

@@ -1,6 +1,7 @@
 //! After creating: waiting, by watch, until what a job created is ready, and verifying by
 //! label that everything it created exists.
 
+use crate::watched::WatchedObject;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -233,7 +234,8 @@ fn other_kind(ctx: &JobContext<'_>, options: &WaitOptions) -> Option<ApiResource
 }
 
 async fn watch_until_ready(ctx: &JobContext<'_>, wait: Wait) {
-    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &wait.resource);
+    // Thousands of objects change several times each: decode only what readiness reads.
+    let api: Api<WatchedObject> = Api::all_with(ctx.client.clone(), &wait.resource);
     let mut ready: HashMap<String, bool> = HashMap::new();
     let mut listed = false;
     let mut events =
@@ -248,11 +250,8 @@ async fn watch_until_ready(ctx: &JobContext<'_>, wait: Wait) {
     while !done(&ready, listed) {
         match events.try_next().await {
             Ok(Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
-                let value = serde_json::to_value(&o).unwrap_or_default();
-                ready.insert(
-                    o.metadata.uid.clone().unwrap_or_default(),
-                    wait.readiness.is_ready(&value),
-                );
+                let is_ready = wait.readiness.is_ready(&o.readiness_view());
+                ready.insert(o.metadata.uid.unwrap_or_default(), is_ready);
             }
             Ok(Some(watcher::Event::Delete(o))) => {
                 ready.remove(&o.metadata.uid.unwrap_or_default());

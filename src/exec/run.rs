@@ -26,8 +26,12 @@ use crate::measure::{JobRecorder, Recorder};
 use crate::plan::{self, PlanError, PlannedObject};
 use crate::progress::{Counters, JobProgress, Phase, RunProgress};
 
-/// Writes in flight at once per job.
-const CONCURRENCY: usize = 32;
+/// Requests in flight at once per job: enough for the job's qps at a second of latency
+/// each, so the client is not what limits a fast job (kube-burner caps nothing), within
+/// bounds that keep a slow job's connections few and a huge one's finite. kube's client
+/// speaks HTTP/1.1, so each request in flight holds a connection.
+const MIN_IN_FLIGHT: usize = 32;
+const MAX_IN_FLIGHT: usize = 1_000;
 /// How long a job waits for a kind that an earlier job's CRD defines to be served.
 const KIND_PATIENCE: Duration = Duration::from_secs(60);
 /// kube-burner's default `global.requestTimeout`.
@@ -277,6 +281,7 @@ impl Prepared<'_> {
                 discovery: &discovery,
                 options,
                 gate: gate(job),
+                in_flight: in_flight(job),
                 counters,
                 progress: &progress,
                 recorder: options.recorder.job_started(job.name()),
@@ -351,6 +356,7 @@ impl Prepared<'_> {
                         discovery: &discovery,
                         options,
                         gate: None,
+                        in_flight: in_flight(job),
                         counters: &Counters::default(),
                         progress: &progress,
                         recorder: JobRecorder::default(),
@@ -487,6 +493,13 @@ pub(super) fn resolve(
     })
 }
 
+/// How many requests of a job may be in flight at once (see [`MIN_IN_FLIGHT`]).
+pub(super) fn in_flight(job: &Job) -> usize {
+    job.qps.map_or(MAX_IN_FLIGHT, |qps| {
+        (qps.ceil() as usize).clamp(MIN_IN_FLIGHT, MAX_IN_FLIGHT)
+    })
+}
+
 /// The rate gate of a job: client-go's qps and burst; unlimited when qps is not positive.
 pub(super) fn gate(job: &Job) -> Option<DefaultDirectRateLimiter> {
     let qps = job.qps?;
@@ -503,6 +516,7 @@ pub(super) struct JobContext<'a> {
     pub(super) discovery: &'a Kinds,
     pub(super) options: &'a RunOptions,
     pub(super) gate: Option<DefaultDirectRateLimiter>,
+    pub(super) in_flight: usize,
     pub(super) counters: &'a Counters,
     pub(super) progress: &'a JobProgress,
     pub(super) recorder: JobRecorder,
@@ -634,7 +648,7 @@ pub(super) async fn create_namespaces<'a>(
     Ok(namespaces.len() as u64)
 }
 
-/// Creates `objects` through the job's gate, at most [`CONCURRENCY`] at once, with the
+/// Creates `objects` through the job's gate, at most `in_flight` at once, with the
 /// job's labels; counts what was created and what failed.
 pub(super) async fn create_objects<'a>(
     ctx: &JobContext<'_>,
@@ -657,7 +671,7 @@ pub(super) async fn create_objects<'a>(
         );
         labels::apply(&mut manifest, &object_labels);
         let api = object_api(ctx.client, &resource, &capabilities, object);
-        let Ok(dynamic) = serde_json::from_value::<DynamicObject>(manifest) else {
+        let Ok(body) = serde_json::to_vec(&manifest) else {
             ctx.counters.errors.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -666,19 +680,18 @@ pub(super) async fn create_objects<'a>(
             resource: &resource.plural,
             paced: intended,
         };
-        let pod = match (&resource.kind[..], &dynamic.metadata.name) {
-            ("Pod", Some(name)) => {
-                let namespace = dynamic.metadata.namespace.as_deref();
-                Some((
-                    namespace
-                        .or(object.namespace.as_deref())
-                        .unwrap_or("default"),
-                    &name[..],
-                ))
-            }
+        let metadata = &manifest["metadata"];
+        let pod = match (&resource.kind[..], metadata["name"].as_str()) {
+            ("Pod", Some(name)) => Some((
+                metadata["namespace"]
+                    .as_str()
+                    .or(object.namespace.as_deref())
+                    .unwrap_or("default"),
+                name,
+            )),
             _ => None,
         };
-        if create_with_retries(ctx, call, pod, &api, &dynamic).await {
+        if create_with_retries(ctx, call, pod, &api, body).await {
             ctx.counters.created.fetch_add(1, Ordering::Relaxed);
         } else {
             tracing::warn!(
@@ -692,7 +705,7 @@ pub(super) async fn create_objects<'a>(
     .await;
 }
 
-/// Runs `work` on every item, at most [`CONCURRENCY`] at once. Items pass the job's gate
+/// Runs `work` on every item, at most the job's `in_flight` at once. Items pass the job's gate
 /// one by one, in order, before they wait for a free slot; `work` gets the moment the gate
 /// let its item go, the intended send time from which API-call latency counts, so a
 /// client that cannot keep up shows as latency. Without a gate items go when a slot is
@@ -705,7 +718,7 @@ where
 {
     let Some(gate) = &ctx.gate else {
         futures::stream::iter(items)
-            .for_each_concurrent(CONCURRENCY, |item| work(item, None))
+            .for_each_concurrent(ctx.in_flight, |item| work(item, None))
             .await;
         return;
     };
@@ -719,7 +732,7 @@ where
         }
     };
     let workers =
-        waiting.for_each_concurrent(CONCURRENCY, |(item, intended)| work(item, Some(intended)));
+        waiting.for_each_concurrent(ctx.in_flight, |(item, intended)| work(item, Some(intended)));
     futures::join!(pacer, workers);
 }
 
@@ -794,15 +807,20 @@ async fn create_with_retries(
     call: Call<'_>,
     pod: Option<(&str, &str)>,
     api: &Api<DynamicObject>,
-    object: &DynamicObject,
+    body: Vec<u8>,
 ) -> bool {
+    let body = &body;
     send(ctx, call, |attempt| {
         // Pod startup latency counts from the request that created the pod.
         if let Some((namespace, name)) = pod {
             ctx.recorder.pod_create_sent(namespace, name);
         }
         async move {
-            match api.create(&PostParams::default(), object).await {
+            // The created object that comes back is not needed: it is not decoded.
+            let request = kube::core::Request::new(api.resource_url())
+                .create(&PostParams::default(), body.clone())
+                .map_err(kube::Error::BuildRequest)?;
+            match ctx.client.request_text(request).await {
                 Err(kube::Error::Api(status)) if status.is_already_exists() && attempt > 0 => {
                     Ok(())
                 }

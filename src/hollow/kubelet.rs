@@ -12,10 +12,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
@@ -152,7 +152,7 @@ fn on_pod(
         fleet.clone(),
         target,
         facts,
-        pod_ip(index, n),
+        (index, pod_ip(index, n)),
         seen,
         plan,
     ));
@@ -177,7 +177,7 @@ async fn drive_pod(
     fleet: Arc<Fleet>,
     target: PodTarget,
     facts: PodFacts,
-    ip: std::net::Ipv4Addr,
+    (node, ip): (u32, std::net::Ipv4Addr),
     seen: Instant,
     plan: StagePlan,
 ) {
@@ -233,6 +233,24 @@ async fn drive_pod(
         return;
     }
     stats.pods_running.fetch_add(1, Ordering::Relaxed);
+    if fleet.options.container_events {
+        let events: Api<CoreEvent> = Api::namespaced(fleet.client.clone(), &target.namespace);
+        let node = fleet.template.node_name(node);
+        let create = PostParams::default();
+        for container in &facts.containers {
+            let pod = pod_status::PodRef {
+                namespace: &target.namespace,
+                name: &target.name,
+                uid: &target.uid,
+            };
+            let event = pod_status::started_event(pod, &node, &container.name, times.started);
+            // An event is a record, not state: one that cannot be written is only counted.
+            let _ = fleet
+                .pod_writes
+                .send(|| events.create(&create, &event))
+                .await;
+        }
+    }
     if facts.waits_for_readiness() && !probes_pass_at_once {
         due += plan.ready;
         tokio::time::sleep_until(due).await;

@@ -84,6 +84,9 @@ pub struct HollowOptions {
     pub concurrency: usize,
     /// Leave the Nodes and Leases in the cluster on shutdown.
     pub keep: bool,
+    /// Post a `Started` event for each container as it starts, as the kubelet does
+    /// (kube-burner's podLatency waits for them): one more write per container.
+    pub container_events: bool,
 }
 
 impl Default for HollowOptions {
@@ -104,6 +107,7 @@ impl Default for HollowOptions {
             burst: NonZeroU32::new(5000).expect("non-zero"),
             concurrency: 64,
             keep: false,
+            container_events: false,
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use std::net::Ipv4Addr;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -210,10 +210,72 @@ pub fn lifecycle_complete(pod: &Pod, facts: &PodFacts) -> bool {
     }
 }
 
+/// The pod an event is about.
+#[derive(Debug, Clone, Copy)]
+pub struct PodRef<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+}
+
+/// The `Started` event the kubelet posts for a container, named as client-go's recorder
+/// names events: `<pod>.<creation time in hexadecimal Unix nanoseconds>`. kube-burner reads
+/// the container start time from that name.
+pub fn started_event(pod: PodRef<'_>, node: &str, container: &str, at: Timestamp) -> Event {
+    let nanos = at.as_nanosecond().max(0);
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("{}.{nanos:x}", pod.name), "namespace": pod.namespace},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "namespace": pod.namespace,
+            "name": pod.name,
+            "uid": pod.uid,
+            "fieldPath": format!("spec.containers{{{container}}}"),
+        },
+        "reason": "Started",
+        "message": format!("Started container {container}"),
+        "type": "Normal",
+        "source": {"component": "kubelet", "host": node},
+        "reportingComponent": "kubelet",
+        "reportingInstance": node,
+        "firstTimestamp": at.to_string(),
+        "lastTimestamp": at.to_string(),
+        "count": 1,
+    }))
+    .expect("an Event from its own fields")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
+
+    #[test]
+    fn a_started_event_carries_the_start_time_in_its_name_as_client_go_names_events() {
+        let at: Timestamp = "2026-11-28T03:27:05.123456789Z".parse().unwrap();
+        let pod = PodRef {
+            namespace: "ns",
+            name: "web-0",
+            uid: "u-1",
+        };
+        let event = started_event(pod, "hollow-3", "app", at);
+        let name = event.metadata.name.unwrap();
+        let (pod_name, hex) = name.split_once('.').unwrap();
+        assert_eq!(pod_name, "web-0");
+        // What kube-burner does with the suffix: hexadecimal Unix nanoseconds.
+        assert_eq!(
+            i128::from(i64::from_str_radix(hex, 16).unwrap()),
+            at.as_nanosecond()
+        );
+        assert_eq!(event.reason.as_deref(), Some("Started"));
+        assert_eq!(event.involved_object.uid.as_deref(), Some("u-1"));
+        assert_eq!(
+            event.involved_object.field_path.as_deref(),
+            Some("spec.containers{app}")
+        );
+        assert_eq!(event.source.unwrap().host.as_deref(), Some("hollow-3"));
+    }
 
     fn pod(restart_policy: &str, probe: bool, init: bool) -> Pod {
         let container = |name: &str| Container {

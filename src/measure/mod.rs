@@ -10,6 +10,7 @@ pub mod api_calls;
 pub mod histogram;
 pub mod pod_latency;
 
+use crate::watched::WatchedPod;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +18,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use serde::{Deserialize, Serialize};
@@ -171,7 +171,8 @@ impl Measurement {
         options: MeasureOptions,
     ) -> Result<Self, MeasureError> {
         let pods = (!options.pod_latency_jobs.is_empty()).then(|| {
-            let api: kube::Api<Pod> = kube::Api::all(client.clone());
+            // Only the fields the measurement reads are decoded (see `watched`).
+            let api: kube::Api<WatchedPod> = kube::Api::all(client.clone());
             let config = watcher::Config::default().labels(&format!(
                 "{}={}",
                 labels::RUN_ID,
@@ -226,7 +227,7 @@ impl Measurement {
 
 /// Watch events of the run's pods.
 pub type PodEvents =
-    futures::stream::BoxStream<'static, Result<watcher::Event<Pod>, watcher::Error>>;
+    futures::stream::BoxStream<'static, Result<watcher::Event<WatchedPod>, watcher::Error>>;
 
 struct Collector {
     options: MeasureOptions,
@@ -323,13 +324,13 @@ impl Collector {
 
     fn watch_event(
         &mut self,
-        event: watcher::Event<Pod>,
+        event: watcher::Event<WatchedPod>,
         at: Instant,
         listed: &mut Option<oneshot::Sender<Result<(), watcher::Error>>>,
     ) {
         match event {
             watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
-                self.pod(&PodView::from_pod(&pod), at);
+                self.pod(&PodView::from_watched(&pod), at);
             }
             watcher::Event::InitDone => {
                 if let Some(listed) = listed.take() {
@@ -430,7 +431,7 @@ impl Collector {
 
 async fn next_event(
     pods: &mut Option<PodEvents>,
-) -> Option<Result<watcher::Event<Pod>, watcher::Error>> {
+) -> Option<Result<watcher::Event<WatchedPod>, watcher::Error>> {
     match pods {
         Some(stream) => stream.next().await,
         None => std::future::pending().await,

@@ -10,12 +10,12 @@
 //! so memory holds only pods still starting, plus 8 bytes per finished pod to ignore its
 //! later events.
 
+use crate::watched::WatchedPod;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{LatencyHistogram, Rule, Unit};
@@ -49,14 +49,13 @@ fn epoch_ms(time: &k8s_openapi::jiff::Timestamp) -> i64 {
 }
 
 impl PodView {
-    pub fn from_pod(pod: &Pod) -> Self {
+    pub fn from_watched(pod: &WatchedPod) -> Self {
         let meta = &pod.metadata;
         let label = |key: &str| meta.labels.as_ref().and_then(|l| l.get(key));
         let number = |key: &str| label(key).and_then(|v| v.parse().ok());
-        let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
         let mut phases: [Option<Option<i64>>; 6] = Default::default();
-        let node_name = spec.and_then(|s| s.node_name.clone());
+        let node_name = pod.spec.node_name.clone();
         for condition in status
             .and_then(|s| s.conditions.as_deref())
             .unwrap_or_default()
@@ -78,7 +77,7 @@ impl PodView {
             // PodScheduled condition's time.
             phases[SCHEDULED].get_or_insert(None);
         }
-        let containers = spec.map_or(0, |s| s.containers.len());
+        let containers = pod.spec.containers;
         let statuses = status
             .and_then(|s| s.container_statuses.as_deref())
             .unwrap_or_default();
