@@ -18,9 +18,10 @@
 //!    delay.
 //!
 //! Run with `cargo bench --bench peers` (about 90 minutes on 2 cores), or
-//! `cargo bench --bench peers -- --quick` (smaller sizes, under 10 minutes once the peers
-//! are built). `--only client,max-rate,hollow,accuracy` picks scenarios, `--rounds N`
-//! changes the number of A B rounds (default 3). The peers are built first by
+//! `cargo bench --bench peers -- --quick` (smaller sizes and one round, under 10 minutes
+//! once the peers are built). `--only client,max-rate,hollow,accuracy` picks scenarios,
+//! `--rounds N` changes the number of A B rounds (default 3), `--hollow-nodes 1000,5000`
+//! the fleet sizes. The peers are built first by
 //! `tools/build-peers.sh` (cached under ~/.cache/burner/peers). The table goes to stdout,
 //! every run's figures to `bench/results/peers-<date>[-quick].json`.
 
@@ -46,26 +47,33 @@ const SCENARIOS: [&str; 4] = ["client", "max-rate", "hollow", "accuracy"];
 
 struct Args {
     quick: bool,
-    rounds: usize,
+    rounds: Option<usize>,
     only: Vec<String>,
+    hollow_nodes: Option<Vec<u32>>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         quick: false,
-        rounds: 3,
+        rounds: None,
         only: SCENARIOS.iter().map(|s| s.to_string()).collect(),
+        hollow_nodes: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => args.quick = true,
             "--rounds" => {
-                args.rounds = it
+                let rounds = it.next().context("--rounds needs a number")?;
+                args.rounds = Some(rounds.parse().context("--rounds needs a number")?);
+            }
+            "--hollow-nodes" => {
+                let sizes = it
                     .next()
-                    .context("--rounds needs a number")?
-                    .parse()
-                    .context("--rounds needs a number")?
+                    .context("--hollow-nodes needs sizes like 1000,5000")?;
+                let sizes = sizes.split(',').map(str::parse).collect::<Result<_, _>>();
+                args.hollow_nodes =
+                    Some(sizes.context("--hollow-nodes needs sizes like 1000,5000")?);
             }
             "--only" => {
                 args.only = it
@@ -92,9 +100,10 @@ fn parse_args() -> anyhow::Result<Args> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let tools = build_peers()?;
-    let sizes = if args.quick {
+    let mut sizes = if args.quick {
+        // One round of each pair: a check that everything runs, not numbers to publish.
         Sizes {
-            rounds: args.rounds.min(3),
+            rounds: args.rounds.unwrap_or(1),
             client_pods: 500,
             hollow_nodes: vec![200],
             idle: Duration::from_secs(20),
@@ -103,7 +112,7 @@ fn main() -> anyhow::Result<()> {
         }
     } else {
         Sizes {
-            rounds: args.rounds,
+            rounds: args.rounds.unwrap_or(3),
             client_pods: 2_000,
             hollow_nodes: vec![1_000, 5_000],
             idle: Duration::from_secs(120),
@@ -111,6 +120,9 @@ fn main() -> anyhow::Result<()> {
             accuracy_pods: 1_000,
         }
     };
+    if let Some(nodes) = args.hollow_nodes {
+        sizes.hollow_nodes = nodes;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

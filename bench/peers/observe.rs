@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 #[derive(Default)]
 struct PodSeen {
     first_seen: HashMap<String, Instant>,
+    bound: HashMap<String, Instant>,
     running: HashMap<String, Instant>,
 }
 
@@ -29,6 +30,9 @@ pub struct PodObserver {
 pub struct PodTimes {
     pub first_seen: Vec<Instant>,
     pub running: Vec<Instant>,
+    /// Per pod, from the first sight of it bound to a node to the first sight of it Running:
+    /// the time the simulated kubelet took, as the cluster shows it.
+    pub bound_to_running: Vec<Duration>,
 }
 
 impl PodObserver {
@@ -62,7 +66,15 @@ impl PodObserver {
                     );
                     let is_running =
                         pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                    let is_bound = pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_ref())
+                        .is_some();
                     let mut seen = seen.lock().expect("pod observer lock");
+                    if is_bound {
+                        seen.bound.entry(name.clone()).or_insert(now);
+                    }
                     if is_running {
                         seen.running.entry(name.clone()).or_insert(now);
                     }
@@ -101,9 +113,16 @@ impl PodObserver {
             v.sort();
             v
         };
+        let mut bound_to_running: Vec<Duration> = seen
+            .running
+            .iter()
+            .filter_map(|(name, running)| Some(running.duration_since(*seen.bound.get(name)?)))
+            .collect();
+        bound_to_running.sort();
         PodTimes {
             first_seen: sorted(&seen.first_seen),
             running: sorted(&seen.running),
+            bound_to_running,
         }
     }
 }
@@ -117,6 +136,18 @@ impl PodTimes {
     /// Pods turning Running per second between the first and the last.
     pub fn running_rate(&self) -> Option<f64> {
         rate(&self.running)
+    }
+}
+
+impl PodTimes {
+    /// The `q` quantile (0..1, nearest rank) of bound-to-Running, in milliseconds.
+    pub fn bound_to_running_ms(&self, q: f64) -> f64 {
+        let n = self.bound_to_running.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+        self.bound_to_running[rank - 1].as_secs_f64() * 1000.0
     }
 }
 

@@ -371,6 +371,11 @@ pub async fn hollow_nodes(
             "runningPerSecond".into(),
             times.running_rate().unwrap_or(0.0),
         );
+        figures.insert("boundToRunningP50Ms".into(), times.bound_to_running_ms(0.5));
+        figures.insert(
+            "boundToRunningP99Ms".into(),
+            times.bound_to_running_ms(0.99),
+        );
         figures.insert("allRunningSeconds".into(), all_running.as_secs_f64());
         figures.insert("cpuSeconds".into(), usage.cpu_seconds);
         anyhow::Ok(RunFigures { tool, figures })
