@@ -139,12 +139,14 @@ fn main() -> anyhow::Result<()> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("bench/results")
         .join(name);
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&table::document(
-            &machine, &versions, &sizes, args.quick, &results,
-        ))? + "\n",
-    )?;
+    // A day's file keeps the latest run of every scenario, so scenarios run separately
+    // (`--only`) end up side by side.
+    let earlier = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let document = table::document(&machine, &versions, &sizes, args.quick, &results);
+    let document = table::merge(earlier, document);
+    std::fs::write(&path, serde_json::to_string_pretty(&document)? + "\n")?;
     println!("\nevery run's figures: {}", path.display());
     Ok(())
 }

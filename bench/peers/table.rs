@@ -298,6 +298,14 @@ pub fn document(
     quick: bool,
     results: &[ScenarioResult],
 ) -> Value {
+    let sizes_json = json!({
+        "rounds": sizes.rounds,
+        "clientPods": sizes.client_pods,
+        "hollowNodes": sizes.hollow_nodes,
+        "idleSeconds": sizes.idle.as_secs(),
+        "deploymentReplicas": sizes.deployment_replicas,
+        "accuracyPods": sizes.accuracy_pods,
+    });
     let scenarios: Vec<Value> = results
         .iter()
         .map(|result| {
@@ -312,6 +320,7 @@ pub fn document(
             json!({
                 "name": result.name,
                 "title": result.title,
+                "sizes": sizes_json,
                 "peer": result.peer,
                 "medians": medians,
                 "ratios": ratios,
@@ -325,14 +334,28 @@ pub fn document(
         "quick": quick,
         "machine": {"cores": machine.cores, "cpu": machine.cpu, "memoryGiB": machine.memory_gib, "kernel": machine.kernel},
         "versions": {"burner": versions.burner, "kubeBurner": versions.kube_burner, "kwok": versions.kwok, "controlPlane": versions.kubernetes},
-        "sizes": {
-            "rounds": sizes.rounds,
-            "clientPods": sizes.client_pods,
-            "hollowNodes": sizes.hollow_nodes,
-            "idleSeconds": sizes.idle.as_secs(),
-            "deploymentReplicas": sizes.deployment_replicas,
-            "accuracyPods": sizes.accuracy_pods,
-        },
         "scenarios": scenarios,
     })
+}
+
+/// `latest` with the scenarios of `earlier` it does not have itself.
+pub fn merge(earlier: Option<Value>, mut latest: Value) -> Value {
+    let Some(mut earlier) = earlier else {
+        return latest;
+    };
+    let Some(new) = latest["scenarios"].as_array().cloned() else {
+        return latest;
+    };
+    let name = |s: &Value| s["name"].as_str().map(str::to_string);
+    let replaced: Vec<Option<String>> = new.iter().map(name).collect();
+    let mut scenarios: Vec<Value> = earlier["scenarios"]
+        .as_array_mut()
+        .map(std::mem::take)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| !replaced.contains(&name(s)))
+        .collect();
+    scenarios.extend(new);
+    latest["scenarios"] = Value::Array(scenarios);
+    latest
 }
