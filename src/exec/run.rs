@@ -281,7 +281,7 @@ impl Prepared<'_> {
                 discovery: &discovery,
                 options,
                 gate: gate(job),
-                in_flight: in_flight(job),
+                in_flight: in_flight(job.qps),
                 counters,
                 progress: &progress,
                 recorder: options.recorder.job_started(job.name()),
@@ -356,7 +356,7 @@ impl Prepared<'_> {
                         discovery: &discovery,
                         options,
                         gate: None,
-                        in_flight: in_flight(job),
+                        in_flight: in_flight(job.qps),
                         counters: &Counters::default(),
                         progress: &progress,
                         recorder: JobRecorder::default(),
@@ -493,9 +493,10 @@ pub(super) fn resolve(
     })
 }
 
-/// How many requests of a job may be in flight at once (see [`MIN_IN_FLIGHT`]).
-pub(super) fn in_flight(job: &Job) -> usize {
-    job.qps.map_or(MAX_IN_FLIGHT, |qps| {
+/// How many requests of a job with this qps (none: unlimited) may be in flight at once
+/// (see [`MIN_IN_FLIGHT`]).
+pub(super) fn in_flight(qps: Option<f64>) -> usize {
+    qps.map_or(MAX_IN_FLIGHT, |qps| {
         (qps.ceil() as usize).clamp(MIN_IN_FLIGHT, MAX_IN_FLIGHT)
     })
 }
@@ -927,6 +928,15 @@ where
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::NodeCondition;
+
+    #[test]
+    fn a_job_keeps_as_many_requests_in_flight_as_its_qps_within_bounds() {
+        assert_eq!(in_flight(Some(20.0)), 32);
+        assert_eq!(in_flight(Some(100.0)), 100);
+        assert_eq!(in_flight(Some(250.5)), 251);
+        assert_eq!(in_flight(Some(5_000.0)), 1_000);
+        assert_eq!(in_flight(None), 1_000);
+    }
 
     fn conditions(pairs: &[(&str, &str)]) -> Vec<NodeCondition> {
         pairs
