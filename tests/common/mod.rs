@@ -99,7 +99,17 @@ pub fn options_for(purpose: &str) -> LocalOptions {
 
 /// A client for the shared cluster, built by burner's own client code.
 pub async fn client() -> kube::Client {
-    let options = burner::exec::ClientOptions::for_kubeconfig(&cluster().kubeconfig);
+    // The first call starts the shared cluster and blocks until it is up. On the harness
+    // runtime, blocking a worker this way while another test blocks on the same start
+    // would leave no worker to run the start itself: hand the worker's place over first.
+    let on_harness = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let cluster = if on_harness {
+        tokio::task::block_in_place(cluster)
+    } else {
+        cluster()
+    };
+    let options = burner::exec::ClientOptions::for_kubeconfig(&cluster.kubeconfig);
     burner::exec::connect(&options)
         .await
         .expect("client for the test cluster")
