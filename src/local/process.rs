@@ -205,10 +205,21 @@ mod tests {
         )
         .unwrap();
         assert!(wait_until_log_contains(&log, "started").await);
-        assert!(command_line_mentions(child.pid, "sleep"));
+        // The shell prints before it execs, so its command line turns into sleep's a moment later.
+        assert!(wait_until_command_line_mentions(child.pid, "sleep").await);
         assert!(is_alive(child.pid));
         child.stop(Duration::from_secs(5)).await;
         assert!(!is_alive(child.pid));
+    }
+
+    async fn wait_until_command_line_mentions(pid: u32, text: &str) -> bool {
+        for _ in 0..100 {
+            if command_line_mentions(pid, text) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
     }
 
     async fn wait_until_log_contains(log: &Path, text: &str) -> bool {
