@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(sizes: &Sizes) -> anyhow::Result<()> {
-    let (cluster, apiserver) = common::start_cluster("bench-hollow", false).await?;
+    let (cluster, apiserver) = common::start_cluster("bench-hollow", false, Vec::new()).await?;
     let bench = Bench {
         kubeconfig: cluster.kubeconfig().to_path_buf(),
         client: cluster.client().await?,

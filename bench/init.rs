@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn bench(pods: u32) -> anyhow::Result<()> {
-    let (cluster, apiserver) = common::start_cluster("bench-init", false).await?;
+    let (cluster, apiserver) = common::start_cluster("bench-init", false, Vec::new()).await?;
     let outcome = async {
         let client = cluster.client().await?;
         // The hollow nodes run in a process of their own, so burner's CPU below is the

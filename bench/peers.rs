@@ -35,6 +35,8 @@ mod process;
 mod scenarios;
 #[path = "peers/table.rs"]
 mod table;
+#[path = "peers/truth.rs"]
+mod truth;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,12 +1,18 @@
 //! What the benchmarks share.
 
 use anyhow::Context;
-use burner::local::{LocalCluster, LocalOptions};
+use burner::local::{ExtraArg, LocalCluster, LocalOptions};
 
 /// Starts a local cluster for a benchmark, in-flight limits off unless `keep_limits`, and
-/// returns it with the apiserver's pid (for its CPU figures).
-pub async fn start_cluster(name: &str, keep_limits: bool) -> anyhow::Result<(LocalCluster, u32)> {
+/// returns it with the apiserver's pid (for its CPU figures). `extra_args` pass flags
+/// through to the cluster's programs.
+pub async fn start_cluster(
+    name: &str,
+    keep_limits: bool,
+    extra_args: Vec<ExtraArg>,
+) -> anyhow::Result<(LocalCluster, u32)> {
     let mut options = LocalOptions::new(name);
+    options.tuning.extra_args = extra_args;
     options.state_dir =
         Some(std::env::temp_dir().join(format!("burner-{name}-{}", std::process::id())));
     options.tuning.disable_qps_limits = !keep_limits;

@@ -7,8 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use burner::local::LocalCluster;
-use burner::results::summary::RunSummary;
+use burner::local::{Component, ExtraArg, LocalCluster};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
@@ -18,6 +17,7 @@ use serde_json::json;
 
 use crate::observe::{PodObserver, wait_nodes_ready};
 use crate::process::Measured;
+use crate::truth;
 
 /// The programs compared.
 pub struct Tools {
@@ -112,8 +112,10 @@ fn write_kubelet_density(ws: &Workspace) -> anyhow::Result<PathBuf> {
 async fn start_cluster(
     name: &str,
     disable_limits: bool,
+    extra_args: Vec<ExtraArg>,
 ) -> anyhow::Result<(LocalCluster, Client, u32)> {
-    let (cluster, apiserver) = crate::common::start_cluster(name, !disable_limits).await?;
+    let (cluster, apiserver) =
+        crate::common::start_cluster(name, !disable_limits, extra_args).await?;
     let client = cluster.client().await?;
     Ok((cluster, client, apiserver))
 }
@@ -161,7 +163,7 @@ pub async fn client_load(
     disable_limits: bool,
 ) -> anyhow::Result<RunFigures> {
     let (cluster, client, apiserver) =
-        start_cluster(&format!("peers-{tool}"), disable_limits).await?;
+        start_cluster(&format!("peers-{tool}"), disable_limits, Vec::new()).await?;
     let outcome = async {
         let fleet = start_fleet(tools, &cluster, &client, ws, 50, "fixed:0s").await?;
         let config = write_kubelet_density(ws)?;
@@ -267,7 +269,8 @@ pub async fn hollow_nodes(
     idle: Duration,
     replicas: u32,
 ) -> anyhow::Result<RunFigures> {
-    let (cluster, client, apiserver) = start_cluster(&format!("peers-{tool}"), true).await?;
+    let (cluster, client, apiserver) =
+        start_cluster(&format!("peers-{tool}"), true, Vec::new()).await?;
     let outcome = async {
         let started = Instant::now();
         let fleet = match tool {
@@ -442,9 +445,11 @@ async fn create_deployment(client: &Client, replicas: u32) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The ground truth: hollow nodes start every container exactly `injected_ms` after they
-/// accept the pod. burner creates `pods` pods of kubelet-density while `kube-burner
-/// measure` watches the same pods, so both tools measure the very same pods.
+/// Both tools measure the same pods, started by hollow nodes that hold every container
+/// `injected_ms` before starting it. burner creates the pods and measures them; kube-burner's
+/// `measure` command watches them by label. The apiserver's audit log gives each pod's true
+/// latency (see `truth`), so each tool's error is its distance from what really happened,
+/// and also, as the scenario is first stated, from the injected delay.
 pub async fn accuracy(
     tools: &Tools,
     ws: &Workspace,
@@ -453,7 +458,23 @@ pub async fn accuracy(
 ) -> anyhow::Result<Vec<RunFigures>> {
     const QPS: u32 = 20;
     let injected = f64::from(injected_ms);
-    let (cluster, client, _) = start_cluster("peers-accuracy", false).await?;
+    let policy = ws.dir.join("audit-policy.yaml");
+    std::fs::write(&policy, truth::AUDIT_POLICY)?;
+    let audit_log = ws.dir.join("audit.log");
+    let audit_flags = [
+        format!("--audit-policy-file={}", policy.display()),
+        format!("--audit-log-path={}", audit_log.display()),
+        "--audit-log-format=json".to_string(),
+        "--audit-log-maxsize=0".to_string(),
+    ];
+    let extra_args = audit_flags
+        .into_iter()
+        .map(|flag| ExtraArg {
+            component: Component::KubeApiserver,
+            flag,
+        })
+        .collect();
+    let (cluster, client, _) = start_cluster("peers-accuracy", false, extra_args).await?;
     let outcome = async {
         let fleet = start_fleet(
             tools,
@@ -513,52 +534,61 @@ pub async fn accuracy(
             .await?;
         fleet.interrupt().await?;
 
-        let summary: RunSummary = read_json(&ws.dir.join("burner-results/summary.json"))?;
-        let ready = summary
-            .jobs
-            .first()
-            .and_then(|j| j.pod_latency.as_ref())
-            .and_then(|p| p.phases.get("Ready"))
-            .context("burner's summary has no Ready latency")?;
-        let watch = ready.watch.context("no watch family")?;
-        let server = ready.server.context("no server family")?;
-        let quantiles: serde_json::Value = read_json(
+        let truth = truth::read_audit_log(&audit_log)?;
+        let burner_pods: Vec<serde_json::Value> = read_json(
             &ws.dir
-                .join("kube-burner-metrics/podLatencyQuantilesMeasurement-accuracy.json"),
+                .join("burner-results/podLatencyMeasurement-kubelet-density.json"),
         )?;
-        let kube_burner_ready = quantiles
-            .as_array()
-            .and_then(|docs| docs.iter().find(|d| d["quantileName"] == "Ready"))
-            .context("kube-burner wrote no Ready quantiles")?;
-        let ms = |key: &str| {
-            kube_burner_ready[key]
-                .as_f64()
-                .with_context(|| format!("kube-burner's Ready {key}"))
-        };
-
-        let row = |tool, count: f64, p50: f64, p99: f64| {
-            let mut figures = BTreeMap::new();
-            figures.insert("pods".into(), count);
-            figures.insert("readyP50Ms".into(), p50);
-            figures.insert("readyP99Ms".into(), p99);
-            figures.insert("p50ErrorMs".into(), (p50 - injected).abs());
-            figures.insert("p99ErrorMs".into(), (p99 - injected).abs());
-            RunFigures { tool, figures }
-        };
-        let kube_burner_pods = count_pod_documents(
+        let kube_burner_pods: Vec<serde_json::Value> = read_json(
             &ws.dir
                 .join("kube-burner-metrics/podLatencyMeasurement-accuracy.json"),
-        );
-        anyhow::Ok(vec![
-            row("burner", watch.count as f64, watch.p50, watch.p99),
-            row(
-                "burner (server timestamps)",
-                server.count as f64,
-                server.p50,
-                server.p99,
+        )?;
+        let measured = [
+            (
+                "burner",
+                truth::pod_latencies(&burner_pods, "watchPodReadyLatency"),
             ),
-            row("kube-burner", kube_burner_pods, ms("P50")?, ms("P99")?),
-        ])
+            (
+                "burner (server timestamps)",
+                truth::pod_latencies(&burner_pods, "podReadyLatency"),
+            ),
+            (
+                "kube-burner",
+                truth::pod_latencies(&kube_burner_pods, "podReadyLatency"),
+            ),
+        ];
+        let mut rows = Vec::new();
+        for (tool, latencies) in measured {
+            let values: Vec<f64> = latencies.values().copied().collect();
+            let (p50, p99) = (
+                truth::quantile(&values, 0.50),
+                truth::quantile(&values, 0.99),
+            );
+            let errors = truth::errors(&latencies, &truth);
+            let figures = BTreeMap::from([
+                ("pods".to_string(), values.len() as f64),
+                ("readyP50Ms".to_string(), p50),
+                ("readyP99Ms".to_string(), p99),
+                ("p50ErrorMs".to_string(), (p50 - injected).abs()),
+                ("p99ErrorMs".to_string(), (p99 - injected).abs()),
+                ("podsWithTruth".to_string(), errors.pods as f64),
+                ("p50TruthErrorMs".to_string(), errors.p50),
+                ("p99TruthErrorMs".to_string(), errors.p99),
+                ("podErrorP50Ms".to_string(), errors.per_pod_p50),
+                ("podErrorP99Ms".to_string(), errors.per_pod_p99),
+            ]);
+            rows.push(RunFigures { tool, figures });
+        }
+        let real: Vec<f64> = truth.values().copied().collect();
+        rows.push(RunFigures {
+            tool: "truth (apiserver audit log)",
+            figures: BTreeMap::from([
+                ("pods".to_string(), real.len() as f64),
+                ("readyP50Ms".to_string(), truth::quantile(&real, 0.50)),
+                ("readyP99Ms".to_string(), truth::quantile(&real, 0.99)),
+            ]),
+        });
+        anyhow::Ok(rows)
     }
     .await;
     cluster.stop().await?;
@@ -570,10 +600,6 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text)
         .with_context(|| format!("{} is not the JSON expected", path.display()))
-}
-
-fn count_pod_documents(path: &Path) -> f64 {
-    read_json::<Vec<serde_json::Value>>(path).map_or(0.0, |docs| docs.len() as f64)
 }
 
 async fn wait_for_log(log: &Path, needle: &str, limit: Duration) -> anyhow::Result<()> {
