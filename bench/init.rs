@@ -64,7 +64,7 @@ async fn bench(pods: u32) -> anyhow::Result<()> {
             std::fs::write(dir.path().join("config.yml"), config)?;
             let uuid = format!("bench-{qps}-{kind}");
             let loaded = config::load(&dir.path().join("config.yml"), &LoadOptions { uuid: uuid.clone(), ..LoadOptions::default() })?;
-            let run_options = RunOptions { run_id: uuid.clone(), timeout: Duration::from_secs(600), cancel: CancellationToken::new(), recorder: Default::default(), progress: burner::progress::RunProgress::new() };
+            let run_options = RunOptions { run_id: uuid.clone(), timeout: Duration::from_secs(600), cancel: CancellationToken::new(), recorder: Default::default(), progress: burner::progress::RunProgress::new(), after_job: None };
             let (burner_before, api_before) = (cpu_seconds(std::process::id()), cpu_seconds(apiserver));
             let (jobs, _) = run::run(&client, &loaded, &run_options).await?;
             let (burner_cpu, api_cpu) = (cpu_seconds(std::process::id()) - burner_before, cpu_seconds(apiserver) - api_before);

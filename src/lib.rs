@@ -45,6 +45,7 @@ pub mod hollow;
 pub mod jq;
 pub mod local;
 pub mod measure;
+pub mod metrics;
 pub mod plan;
 pub mod progress;
 pub mod results;

@@ -1,16 +1,18 @@
 //! A whole run, as `burner init` does it and as Rust tests call it: render and check,
 //! start measuring, run the jobs, and write every result into the run directory.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use kube::api::{Api, ListParams};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::metrics::Severity;
 use crate::config::{Config, JobType};
-use crate::exec::run::{self, RunError, RunOptions};
+use crate::exec::run::{self, AfterJob, JobResult, RunError, RunOptions};
 use crate::measure::{MeasureError, MeasureOptions, Measurement};
+use crate::metrics::{self, JobWindow, MetricsError, MetricsSession, MetricsSummary};
 use crate::progress::RunProgress;
 use crate::results::files::WriteError;
 use crate::results::summary::RunSummary;
@@ -66,6 +68,9 @@ pub enum RunFailure {
         source: RunError,
         dir: PathBuf,
     },
+    /// A metrics endpoint cannot be used, found before anything was written.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     #[error(transparent)]
     Measure(#[from] MeasureError),
     #[error(transparent)]
@@ -94,6 +99,7 @@ pub async fn run(
     let prepared = run::prepare(client, config, &run_id)
         .await
         .map_err(RunFailure::Refused)?;
+    let metrics = Arc::new(MetricsSession::connect(&config.metrics_endpoints, &config.uuid).await?);
     let cluster = cluster_facts(client).await;
     let dir = settings
         .output_dir
@@ -116,16 +122,21 @@ pub async fn run(
         },
     )
     .await?;
+    let alerts = Arc::new(Mutex::new(AlertsSoFar::default()));
     let options = RunOptions {
         run_id: run_id.clone(),
         timeout: settings.timeout,
         cancel: settings.cancel.clone(),
         recorder: measurement.recorder(),
         progress: settings.progress.clone(),
+        after_job: metrics
+            .has_alerts()
+            .then(|| evaluate_alerts_after_each_job(&metrics, &alerts)),
     };
     let mut jobs = Vec::new();
     let executed = prepared.execute(&options, &mut jobs).await;
     let measured = measurement.finish().await?;
+    let metrics_summary = read_metrics(&metrics, &jobs, &alerts, &dir).await?;
     let outcome = match &executed {
         Ok(outcome) => *outcome,
         // An error ends the run as failed; the jobs that ran still count.
@@ -138,6 +149,7 @@ pub async fn run(
         outcome,
         measured: &measured,
         cluster: &cluster,
+        metrics: &metrics_summary,
         started_at,
         ended_at: SystemTime::now(),
     });
@@ -146,6 +158,81 @@ pub async fn run(
         Ok(_) => Ok(RunReport { summary, dir }),
         Err(source) => Err(RunFailure::Stopped { source, dir }),
     }
+}
+
+/// Alerts fired, and alert expressions that failed, in the jobs so far.
+#[derive(Default)]
+struct AlertsSoFar {
+    fired: Vec<metrics::FiredAlert>,
+    failed: Vec<metrics::FailedQuery>,
+}
+
+/// Evaluates the alert profiles over each job's window once it finished; a critical
+/// alert stops the run.
+fn evaluate_alerts_after_each_job(
+    metrics: &Arc<MetricsSession>,
+    alerts: &Arc<Mutex<AlertsSoFar>>,
+) -> AfterJob {
+    let (metrics, alerts) = (metrics.clone(), alerts.clone());
+    Arc::new(move |job: &JobResult| {
+        let (metrics, alerts, window) = (metrics.clone(), alerts.clone(), job_window(job));
+        Box::pin(async move {
+            let Some(window) = window else {
+                return true;
+            };
+            let (fired, failed) = metrics.evaluate_alerts(&window).await;
+            let critical = fired.iter().any(|a| a.severity == Severity::Critical);
+            let mut so_far = alerts.lock().expect("no panics while holding the lock");
+            so_far.fired.extend(fired);
+            so_far.failed.extend(failed);
+            if critical {
+                tracing::error!(job = window.job, "a critical alert fired; the run stops");
+            }
+            !critical
+        })
+    })
+}
+
+fn job_window(job: &JobResult) -> Option<JobWindow> {
+    Some(JobWindow {
+        job: job.name.clone(),
+        start: job.started_at?,
+        end: job.ended_at?,
+        churn: job
+            .churn
+            .as_ref()
+            .and_then(|c| Some((c.started_at?, c.started_at? + c.duration))),
+    })
+}
+
+/// Queries the metric profiles over every job's window and writes their documents and the
+/// fired alerts into the run directory.
+async fn read_metrics(
+    metrics: &MetricsSession,
+    jobs: &[JobResult],
+    alerts: &Mutex<AlertsSoFar>,
+    dir: &Path,
+) -> Result<MetricsSummary, WriteError> {
+    if metrics.is_empty() {
+        return Ok(MetricsSummary::default());
+    }
+    let windows: Vec<JobWindow> = jobs.iter().filter_map(job_window).collect();
+    let (documents, mut endpoints) = metrics.scrape(&windows).await;
+    let AlertsSoFar { fired, failed } =
+        std::mem::take(&mut *alerts.lock().expect("no panics while holding the lock"));
+    for failure in failed {
+        if let Some(endpoint) = endpoints.iter_mut().find(|e| e.url == failure.endpoint) {
+            endpoint.failed_queries.push(failure);
+        }
+    }
+    metrics::documents::write_documents(dir, &documents)?;
+    if metrics.has_alerts() {
+        metrics::alerts::write_alerts(dir, &fired)?;
+    }
+    Ok(MetricsSummary {
+        endpoints,
+        alerts: fired,
+    })
 }
 
 /// The cluster's version and node count, for the summary; unknown when the cluster does

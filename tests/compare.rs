@@ -65,6 +65,7 @@ fn run(ready_p99: f64) -> RunSummary {
             api_calls: ApiCallSummary::default(),
         }],
         thresholds: Vec::new(),
+        metrics: Default::default(),
     }
 }
 

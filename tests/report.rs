@@ -118,6 +118,7 @@ fn run_summary() -> RunSummary {
                 passed: false,
             },
         ],
+        metrics: Default::default(),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct ConfigArgs {
     /// Render missing template keys as no value instead of failing.
     #[arg(long)]
     pub allow_missing: bool,
+    /// A YAML file with a metricsEndpoints list that replaces the config's.
+    #[arg(short = 'e', long = "metrics-endpoint", value_name = "FILE")]
+    pub metrics_endpoint: Option<PathBuf>,
 }
 
 impl ConfigArgs {
@@ -34,6 +37,7 @@ impl ConfigArgs {
             user_data: self.user_data.clone(),
             set: self.set.clone(),
             allow_missing: self.allow_missing,
+            metrics_endpoints: self.metrics_endpoint.clone(),
         };
         let config = config::load(&self.config, &options)?;
         for warning in &config.warnings {

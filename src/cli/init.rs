@@ -165,6 +165,7 @@ fn report(
     match summary.outcome {
         RunOutcome::TimedOut => eprintln!("the run timed out"),
         RunOutcome::Interrupted => eprintln!("the run was interrupted"),
+        RunOutcome::StoppedByAlert => eprintln!("a critical alert stopped the run"),
         RunOutcome::Completed => {}
     }
     if summary.thresholds_failed() {

@@ -13,6 +13,7 @@
 
 mod fetch;
 pub mod measurements;
+pub mod metrics;
 pub mod raw;
 
 use std::collections::BTreeSet;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use measurements::JobMeasurements;
+pub use metrics::MetricsEndpoint;
 
 use crate::template::TemplateError;
 use crate::template::go::{GoTemplate, MissingKey, RenderOptions};
@@ -39,6 +41,8 @@ pub struct LoadOptions {
     pub set: Vec<String>,
     /// Render missing keys as no value instead of failing (kube-burner's `--allow-missing`).
     pub allow_missing: bool,
+    /// A file with a `metricsEndpoints` list that replaces the config's (`-e`).
+    pub metrics_endpoints: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +80,8 @@ pub struct Config {
     pub uuid: String,
     pub global: Global,
     pub jobs: Vec<Job>,
-    pub metrics_endpoints: Vec<Value>,
+    /// The Prometheus servers to read the cluster's metrics from, profiles loaded.
+    pub metrics_endpoints: Vec<MetricsEndpoint>,
     /// Things that are allowed but probably not meant, for the CLI to show.
     pub warnings: Vec<String>,
 }
@@ -497,12 +502,26 @@ fn validate(
     }
     check_global_support(&raw.global, &mut warnings)
         .map_err(|(path, message)| invalid(path, message))?;
+    let missing = if options.allow_missing {
+        MissingKey::Zero
+    } else {
+        MissingKey::Error
+    };
+    let loaded = match &options.metrics_endpoints {
+        Some(endpoint_file) => {
+            let raw_endpoints = metrics::read_endpoint_file(endpoint_file)?;
+            let endpoint_folder = endpoint_file.parent().unwrap_or(Path::new(""));
+            metrics::load_endpoints(&raw_endpoints, endpoint_file, endpoint_folder, missing)?
+        }
+        None => metrics::load_endpoints(&raw.metrics_endpoints, file, folder, missing)?,
+    };
+    warnings.extend(loaded.warnings);
     Ok(Config {
         file: file.to_path_buf(),
         uuid: options.uuid.clone(),
         global: raw.global,
         jobs,
-        metrics_endpoints: raw.metrics_endpoints,
+        metrics_endpoints: loaded.endpoints,
         warnings,
     })
 }

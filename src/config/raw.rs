@@ -16,9 +16,8 @@ pub struct RawConfig {
     pub global: Global,
     #[serde(default)]
     pub jobs: Vec<RawJob>,
-    /// Parsed now, used by the metrics issue.
     #[serde(default)]
-    pub metrics_endpoints: Vec<Value>,
+    pub metrics_endpoints: Vec<super::metrics::RawMetricsEndpoint>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -264,7 +263,9 @@ fn one_i64() -> i64 {
 }
 
 /// A Go duration string (`30s`, `1m30s`, `500ms`, `1h`); `0` means none.
-fn go_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+pub(super) fn go_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(deserializer)?;
     if text.trim() == "0" {
         return Ok(None);
@@ -350,4 +351,29 @@ pub const KNOWN_KEYS: &[&str] = &[
     "templateSyntax",
     "key",
     "value",
+    "endpoint",
+    "username",
+    "password",
+    "token",
+    "step",
+    "skipTLSVerify",
+    "metrics",
+    "alerts",
+    "alias",
+    "indexer",
+    "type",
+    "esServers",
+    "defaultIndex",
+    "insecureSkipVerify",
+    "metricsDirectory",
+    "createTarball",
+    "tarballName",
+    "query",
+    "metricName",
+    "instant",
+    "captureStart",
+    "expr",
+    "description",
+    "severity",
+    "for",
 ];

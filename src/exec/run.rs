@@ -105,7 +105,14 @@ pub enum Outcome {
     Completed,
     TimedOut,
     Interrupted,
+    /// A check after a job (a critical alert) stopped the run.
+    Stopped,
 }
+
+/// Looks at each job that finished before the next starts; `false` stops the run at once
+/// (a critical alert does).
+pub type AfterJob =
+    Arc<dyn Fn(&JobResult) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
 
 #[derive(Debug, Clone)]
 pub struct JobResult {
@@ -152,6 +159,7 @@ pub struct RunOptions {
     pub recorder: Recorder,
     /// Where jobs show how far they are.
     pub progress: Arc<RunProgress>,
+    pub after_job: Option<AfterJob>,
 }
 
 /// Runs every job; returns what each did and how the run ended.
@@ -308,7 +316,15 @@ impl Prepared<'_> {
                             return Err(error);
                         }
                     };
-                    results.push(JobResult { started_at, ended_at: Some(SystemTime::now()), ..result });
+                    let result = JobResult { started_at, ended_at: Some(SystemTime::now()), ..result };
+                    let go_on = match &options.after_job {
+                        Some(after_job) => after_job(&result).await,
+                        None => true,
+                    };
+                    results.push(result);
+                    if !go_on {
+                        return Ok(Outcome::Stopped);
+                    }
                     created.push((job, objects));
                     progress.set_phase(Phase::Done);
                     if let Some(pause) = job.raw.job_pause {

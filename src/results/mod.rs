@@ -20,8 +20,10 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 
 use crate::config::Config;
+use crate::config::metrics::Severity;
 use crate::exec::run::{JobResult, Outcome};
 use crate::measure::Measured;
+use crate::metrics::MetricsSummary;
 use files::{WriteError, write_json};
 use summary::{ChurnNumbers, JobSummary, RunOutcome, RunSummary, SUMMARY_FILE, ThresholdResult};
 
@@ -33,6 +35,8 @@ pub mod exit_code {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const TIMED_OUT: u8 = 2;
+    /// An alert of severity error or critical fired.
+    pub const ALERT: u8 = 3;
     pub const THRESHOLD: u8 = 4;
 }
 
@@ -69,6 +73,7 @@ pub struct RunRecord<'a> {
     pub outcome: Outcome,
     pub measured: &'a Measured,
     pub cluster: &'a ClusterFacts,
+    pub metrics: &'a MetricsSummary,
     pub started_at: SystemTime,
     pub ended_at: SystemTime,
 }
@@ -87,11 +92,18 @@ pub fn summarize(record: &RunRecord<'_>) -> RunSummary {
         Outcome::Completed => RunOutcome::Completed,
         Outcome::TimedOut => RunOutcome::TimedOut,
         Outcome::Interrupted => RunOutcome::Interrupted,
+        Outcome::Stopped => RunOutcome::StoppedByAlert,
     };
+    let alert_failed = record
+        .metrics
+        .worst_alert()
+        .is_some_and(|severity| severity >= Severity::Error);
     let exit_code = match outcome {
         RunOutcome::Interrupted => exit_code::FAILED,
         RunOutcome::TimedOut => exit_code::TIMED_OUT,
+        RunOutcome::StoppedByAlert => exit_code::ALERT,
         RunOutcome::Completed if jobs.iter().any(|j| !j.passed) => exit_code::FAILED,
+        RunOutcome::Completed if alert_failed => exit_code::ALERT,
         RunOutcome::Completed if thresholds.iter().any(|t| !t.passed) => exit_code::THRESHOLD,
         RunOutcome::Completed => exit_code::OK,
     };
@@ -108,6 +120,7 @@ pub fn summarize(record: &RunRecord<'_>) -> RunSummary {
         ended_at: timestamp(record.ended_at),
         jobs,
         thresholds,
+        metrics: record.metrics.clone(),
     }
 }
 

@@ -180,7 +180,7 @@ fn write_run_facts(out: &mut String, summary: &RunSummary) -> fmt::Result {
         ("Config", summary.config.clone(), ""),
         (
             "Outcome",
-            outcome_text(summary.outcome).to_string(),
+            summary.outcome.as_text().to_string(),
             outcome_class,
         ),
         ("Exit code", summary.exit_code.to_string(), outcome_class),
@@ -208,14 +208,6 @@ fn write_run_facts(out: &mut String, summary: &RunSummary) -> fmt::Result {
         }
     }
     writeln!(out, "</table>")
-}
-
-fn outcome_text(outcome: RunOutcome) -> &'static str {
-    match outcome {
-        RunOutcome::Completed => "completed",
-        RunOutcome::TimedOut => "timed out",
-        RunOutcome::Interrupted => "interrupted",
-    }
 }
 
 fn verdict(passed: bool) -> &'static str {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::measurements::{Family, POD_PHASES, ThresholdMetric};
+pub use crate::metrics::MetricsSummary;
 
 /// The file in a run directory that holds the [`RunSummary`].
 pub const SUMMARY_FILE: &str = "summary.json";
@@ -20,6 +21,20 @@ pub enum RunOutcome {
     Completed,
     TimedOut,
     Interrupted,
+    /// A critical alert stopped the run after a job.
+    StoppedByAlert,
+}
+
+impl RunOutcome {
+    /// The outcome in words, for the text summary and the report.
+    pub fn as_text(self) -> &'static str {
+        match self {
+            RunOutcome::Completed => "completed",
+            RunOutcome::TimedOut => "timed out",
+            RunOutcome::Interrupted => "interrupted",
+            RunOutcome::StoppedByAlert => "stopped by a critical alert",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +57,9 @@ pub struct RunSummary {
     pub jobs: Vec<JobSummary>,
     /// Every threshold the config set, checked.
     pub thresholds: Vec<ThresholdResult>,
+    /// What the metrics endpoints gave: documents, failed queries, fired alerts.
+    #[serde(default)]
+    pub metrics: MetricsSummary,
 }
 
 impl RunSummary {

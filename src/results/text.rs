@@ -7,8 +7,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::metrics::FiredAlert;
 use crate::results::summary::{
-    Family, JobSummary, Quantiles, RunOutcome, RunSummary, ThresholdMetric, ThresholdResult,
+    Family, JobSummary, MetricsSummary, Quantiles, RunSummary, ThresholdMetric, ThresholdResult,
 };
 
 /// The phase whose latency the summary shows: the one people mean by "pod startup latency".
@@ -24,6 +25,12 @@ pub fn render(summary: &RunSummary) -> String {
     }
     if !summary.thresholds.is_empty() {
         tables.push(thresholds_table(&summary.thresholds));
+    }
+    if !summary.metrics.endpoints.is_empty() {
+        tables.push(metrics_table(&summary.metrics));
+    }
+    if !summary.metrics.alerts.is_empty() {
+        tables.push(alerts_table(&summary.metrics.alerts));
     }
     // Every table's first column holds job names under the table's title; one shared width
     // lines all tables up, so the eye can follow a job from one table to the next.
@@ -191,6 +198,57 @@ fn churn_table(jobs: &[JobSummary]) -> Option<Table> {
     (!rows.is_empty()).then(|| Table::new(columns, rows))
 }
 
+/// Per endpoint: what its metric profiles gave, and the first failed query if any.
+fn metrics_table(metrics: &MetricsSummary) -> Table {
+    let columns = vec![
+        Column::left("METRICS"),
+        Column::right("NAMES"),
+        Column::right("DOCUMENTS"),
+        Column::right("FAILED"),
+        Column::left("FIRST FAILURE"),
+    ];
+    let rows = metrics
+        .endpoints
+        .iter()
+        .map(|endpoint| {
+            vec![
+                endpoint.url.clone(),
+                endpoint.documents.len().to_string(),
+                endpoint.documents.values().sum::<u64>().to_string(),
+                endpoint.failed_queries.len().to_string(),
+                endpoint
+                    .failed_queries
+                    .first()
+                    .map_or("-".to_string(), |f| {
+                        format!("{} ({}): {}", f.name, f.job, f.error)
+                    }),
+            ]
+        })
+        .collect();
+    Table::new(columns, rows)
+}
+
+fn alerts_table(alerts: &[FiredAlert]) -> Table {
+    let columns = vec![
+        Column::left("ALERTS"),
+        Column::left("SEVERITY"),
+        Column::left("AT"),
+        Column::left("DESCRIPTION"),
+    ];
+    let rows = alerts
+        .iter()
+        .map(|alert| {
+            vec![
+                alert.job_name.clone(),
+                alert.severity.as_str().to_string(),
+                alert.timestamp.clone(),
+                alert.description.clone(),
+            ]
+        })
+        .collect();
+    Table::new(columns, rows)
+}
+
 fn thresholds_table(thresholds: &[ThresholdResult]) -> Table {
     let columns = vec![
         Column::left("THRESHOLDS"),
@@ -236,11 +294,7 @@ fn metric_name(metric: ThresholdMetric) -> &'static str {
 }
 
 fn run_line(summary: &RunSummary) -> String {
-    let outcome = match summary.outcome {
-        RunOutcome::Completed => "completed",
-        RunOutcome::TimedOut => "timed out",
-        RunOutcome::Interrupted => "interrupted",
-    };
+    let outcome = summary.outcome.as_text();
     format!(
         "run {}: {outcome}, exit code {}",
         summary.uuid, summary.exit_code
@@ -362,8 +416,10 @@ pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::config::metrics::Severity;
+    use crate::metrics::{EndpointSummary, FailedQuery};
     use crate::results::summary::{
-        ApiCallSummary, ChurnNumbers, PhaseQuantiles, PodLatencySummary,
+        ApiCallSummary, ChurnNumbers, PhaseQuantiles, PodLatencySummary, RunOutcome,
     };
 
     pub(crate) fn quantiles(count: u64, p50: f64, p99: f64) -> Quantiles {
@@ -506,6 +562,7 @@ pub(crate) mod tests {
             ended_at: "2026-04-01T10:02:17.600Z".to_string(),
             jobs,
             thresholds: Vec::new(),
+            metrics: MetricsSummary::default(),
         }
     }
 
@@ -572,5 +629,41 @@ pub(crate) mod tests {
         assert_eq!(format_ms(9999.4), "9999 ms");
         assert_eq!(format_ms(9999.6), "10.0 s");
         assert_eq!(format_ms(127_400.0), "127.4 s");
+    }
+
+    #[test]
+    fn metrics_endpoints_and_fired_alerts_follow_the_jobs() {
+        let mut summary = run(RunOutcome::Completed, 3, vec![density_job()]);
+        summary.metrics = MetricsSummary {
+            endpoints: vec![EndpointSummary {
+                url: "http://127.0.0.1:9090".to_string(),
+                alias: "indexer-0".to_string(),
+                documents: [
+                    ("apiserverLatency".to_string(), 240),
+                    ("etcdFsync".to_string(), 12),
+                ]
+                .into(),
+                failed_queries: vec![FailedQuery {
+                    endpoint: "http://127.0.0.1:9090".to_string(),
+                    job: "node-density".to_string(),
+                    name: "schedulerThroughput".to_string(),
+                    error: "no answer within 60s".to_string(),
+                }],
+            }],
+            alerts: vec![FiredAlert {
+                timestamp: "2026-04-01T10:01:05.000Z".to_string(),
+                uuid: summary.uuid.clone(),
+                severity: Severity::Error,
+                description: "POST pods p99 1.52 s exceeds 1 s".to_string(),
+                metric_name: "alert".to_string(),
+                churn_metric: false,
+                job_name: "node-density".to_string(),
+                expr: "x > 1".to_string(),
+                value: 1.52,
+                labels: "resource=pods,verb=POST".to_string(),
+                endpoint: "http://127.0.0.1:9090".to_string(),
+            }],
+        };
+        insta::assert_snapshot!(render(&summary));
     }
 }

@@ -1,0 +1,282 @@
+//! The cluster's own metrics, read from Prometheus (kube-burner's `metricsEndpoints`):
+//! metric profiles queried over each job's window into documents, alert profiles
+//! evaluated over each job's window right after the job.
+//!
+//! Endpoints are reached, and every query is checked by the endpoint's own PromQL parser,
+//! before the run's first write ([`MetricsSession::connect`]). After that, Prometheus
+//! failing costs only the metrics: a failed query is recorded and reported, never the
+//! end of the run.
+
+pub mod alerts;
+pub mod documents;
+pub mod prometheus;
+
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::config::metrics::{ElapsedUnit, MetricsEndpoint, QueryTemplate, Severity};
+pub use alerts::FiredAlert;
+pub use documents::MetricDocument;
+use prometheus::{PromError, Prometheus};
+
+/// Queries in flight at once against one endpoint.
+const QUERIES_IN_FLIGHT: usize = 8;
+/// The `elapsed` queries are checked with before the run.
+const CHECK_ELAPSED: Duration = Duration::from_secs(60);
+
+/// The time a job ran, which its metrics and alerts cover.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobWindow {
+    pub job: String,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    /// When the job churned, for kube-burner's `churnMetric` flag.
+    pub churn: Option<(SystemTime, SystemTime)>,
+}
+
+impl JobWindow {
+    fn elapsed(&self) -> Duration {
+        self.end.duration_since(self.start).unwrap_or_default()
+    }
+
+    fn in_churn(&self, at: SystemTime) -> bool {
+        self.churn
+            .is_some_and(|(start, end)| start <= at && at <= end)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("metricsEndpoints: cannot use {url}: {source}")]
+    Endpoint {
+        url: String,
+        #[source]
+        source: PromError,
+    },
+    #[error("{file}: `{name}`: {url} refuses the query `{query}`: {message}")]
+    BadQuery {
+        file: String,
+        name: String,
+        url: String,
+        query: String,
+        message: String,
+    },
+    #[error("metricsEndpoints: {0}")]
+    Template(#[from] crate::config::ConfigError),
+}
+
+/// A query that failed while the run's metrics were read; the others went on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedQuery {
+    pub endpoint: String,
+    pub job: String,
+    /// The metric name, or `alert` for an alert expression.
+    pub name: String,
+    pub error: String,
+}
+
+/// What reading one endpoint gave.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSummary {
+    pub url: String,
+    pub alias: String,
+    /// Documents written, by metric name.
+    pub documents: std::collections::BTreeMap<String, u64>,
+    pub failed_queries: Vec<FailedQuery>,
+}
+
+/// What a run read from its metrics endpoints, for the summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSummary {
+    pub endpoints: Vec<EndpointSummary>,
+    /// Every alert that fired, in the order the jobs ran.
+    pub alerts: Vec<FiredAlert>,
+}
+
+impl MetricsSummary {
+    /// The worst severity among the fired alerts.
+    pub fn worst_alert(&self) -> Option<Severity> {
+        self.alerts.iter().map(|a| a.severity).max()
+    }
+}
+
+/// Endpoints reached, queries checked: ready for the run.
+pub struct MetricsSession {
+    uuid: String,
+    endpoints: Vec<(MetricsEndpoint, Prometheus)>,
+}
+
+impl MetricsSession {
+    /// Reaches every endpoint and has it parse every query, so a wrong URL, wrong
+    /// credentials or a PromQL syntax error stop the run before it writes anything.
+    pub async fn connect(endpoints: &[MetricsEndpoint], uuid: &str) -> Result<Self, MetricsError> {
+        let mut connected = Vec::new();
+        for endpoint in endpoints {
+            let endpoint_error = |source| MetricsError::Endpoint {
+                url: endpoint.url.clone(),
+                source,
+            };
+            let prometheus = Prometheus::new(endpoint).map_err(endpoint_error)?;
+            let version = prometheus.version().await.map_err(endpoint_error)?;
+            tracing::info!(url = endpoint.url, version, "metrics endpoint reached");
+            check_queries(endpoint, &prometheus).await?;
+            connected.push((endpoint.clone(), prometheus));
+        }
+        Ok(Self {
+            uuid: uuid.to_string(),
+            endpoints: connected,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+
+    /// Whether any endpoint has alert rules to evaluate after each job.
+    pub fn has_alerts(&self) -> bool {
+        self.endpoints
+            .iter()
+            .any(|(e, _)| e.alert_profiles.iter().any(|p| !p.rules.is_empty()))
+    }
+
+    /// Every alert rule over `window`, on every endpoint; what fired, and what failed.
+    pub async fn evaluate_alerts(&self, window: &JobWindow) -> (Vec<FiredAlert>, Vec<FailedQuery>) {
+        let mut fired = Vec::new();
+        let mut failed = Vec::new();
+        for (endpoint, prometheus) in &self.endpoints {
+            let (f, e) = alerts::evaluate(endpoint, prometheus, window, &self.uuid).await;
+            fired.extend(f);
+            failed.extend(e);
+        }
+        (fired, failed)
+    }
+
+    /// Every metric profile over every window, on every endpoint, into documents by
+    /// metric name (kube-burner's file names), with a summary per endpoint.
+    pub async fn scrape(
+        &self,
+        windows: &[JobWindow],
+    ) -> (
+        std::collections::BTreeMap<String, Vec<MetricDocument>>,
+        Vec<EndpointSummary>,
+    ) {
+        let mut documents: std::collections::BTreeMap<String, Vec<MetricDocument>> =
+            Default::default();
+        let mut summaries = Vec::new();
+        for (endpoint, prometheus) in &self.endpoints {
+            let mut summary = EndpointSummary {
+                url: endpoint.url.clone(),
+                alias: endpoint.alias.clone(),
+                ..EndpointSummary::default()
+            };
+            // Futures made in plain loops, not by closures over references: a closure's
+            // higher-ranked lifetimes would make the run's future lose Send.
+            let mut work = Vec::new();
+            for window in windows {
+                for query in endpoint.metric_profiles.iter().flat_map(|p| &p.queries) {
+                    work.push(async move {
+                        let result = documents::query_window(
+                            prometheus, endpoint, query, window, &self.uuid,
+                        )
+                        .await;
+                        (window, query, result)
+                    });
+                }
+            }
+            let mut answers = futures::stream::iter(work).buffered(QUERIES_IN_FLIGHT);
+            while let Some((window, query, result)) = answers.next().await {
+                match result {
+                    Ok(found) => {
+                        for (name, docs) in found {
+                            *summary.documents.entry(name.clone()).or_default() +=
+                                docs.len() as u64;
+                            documents.entry(name).or_default().extend(docs);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            url = endpoint.url,
+                            job = window.job,
+                            metric = query.metric_name,
+                            %error,
+                            "a metric query failed; the others go on"
+                        );
+                        summary.failed_queries.push(FailedQuery {
+                            endpoint: endpoint.url.clone(),
+                            job: window.job.clone(),
+                            name: query.metric_name.clone(),
+                            error: error.to_string(),
+                        });
+                    }
+                }
+            }
+            summaries.push(summary);
+        }
+        (documents, summaries)
+    }
+}
+
+/// Has the endpoint parse each query (an instant query now), rendered as a run would.
+async fn check_queries(
+    endpoint: &MetricsEndpoint,
+    prometheus: &Prometheus,
+) -> Result<(), MetricsError> {
+    let mut checks: Vec<(String, String, &QueryTemplate, ElapsedUnit)> = Vec::new();
+    for profile in &endpoint.metric_profiles {
+        for query in &profile.queries {
+            checks.push((
+                profile.file.display().to_string(),
+                query.metric_name.clone(),
+                &query.query,
+                ElapsedUnit::Seconds,
+            ));
+        }
+    }
+    for profile in &endpoint.alert_profiles {
+        for (i, rule) in profile.rules.iter().enumerate() {
+            checks.push((
+                profile.file.display().to_string(),
+                format!("alert {i}"),
+                &rule.expr,
+                ElapsedUnit::Minutes,
+            ));
+        }
+    }
+    let now = SystemTime::now();
+    let mut work = Vec::new();
+    for (file, name, template, unit) in checks {
+        work.push(async move {
+            let query = template.render(CHECK_ELAPSED, unit)?;
+            match prometheus.instant(&query, now).await {
+                Ok(_) => Ok(()),
+                Err(PromError::BadQuery { message }) => Err(MetricsError::BadQuery {
+                    file,
+                    name,
+                    url: endpoint.url.clone(),
+                    query,
+                    message,
+                }),
+                Err(source) => Err(MetricsError::Endpoint {
+                    url: endpoint.url.clone(),
+                    source,
+                }),
+            }
+        });
+    }
+    let results: Vec<Result<(), MetricsError>> = futures::stream::iter(work)
+        .buffered(QUERIES_IN_FLIGHT)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// A time as documents write it: RFC 3339 UTC with milliseconds.
+pub(crate) fn timestamp(seconds: f64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
