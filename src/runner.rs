@@ -193,11 +193,17 @@ fn evaluate_alerts_after_each_job(
     })
 }
 
+/// A job's window in whole milliseconds, as jobSummary.json writes its times, so `burner
+/// index` over the written window asks Prometheus exactly what the run asked.
 fn job_window(job: &JobResult) -> Option<JobWindow> {
+    let millis = |at: SystemTime| {
+        let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        std::time::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64)
+    };
     Some(JobWindow {
         job: job.name.clone(),
-        start: job.started_at?,
-        end: job.ended_at?,
+        start: millis(job.started_at?),
+        end: millis(job.ended_at?),
         churn: job
             .churn
             .as_ref()

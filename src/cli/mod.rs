@@ -7,6 +7,7 @@ mod check;
 mod hollow;
 mod init;
 mod local;
+mod metrics;
 mod progress;
 mod results;
 
@@ -62,6 +63,12 @@ pub enum Command {
     Report(results::ReportArgs),
     /// Compare two runs' headline numbers; exit code 1 on a regression.
     Compare(results::CompareArgs),
+    /// Query metric profiles from Prometheus over a time range into a folder, without
+    /// running jobs.
+    Index(Box<metrics::IndexArgs>),
+    /// Evaluate alert profiles on Prometheus over a time range; exit code 1 when an alert
+    /// of severity error fires, 3 for critical.
+    CheckAlerts(Box<metrics::CheckAlertsArgs>),
     /// Run a real local control plane on 127.0.0.1 as the cluster under test.
     #[command(subcommand)]
     Local(local::LocalCommand),
@@ -118,6 +125,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Destroy(args) => init::destroy(&args).await,
         Command::Report(args) => results::report(&args),
         Command::Compare(args) => results::compare(&args),
+        Command::Index(args) => metrics::index(&args).await,
+        Command::CheckAlerts(args) => metrics::check_alerts(&args).await,
     }
 }
 

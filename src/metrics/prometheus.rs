@@ -339,8 +339,11 @@ fn parse_value(text: &str) -> f64 {
 
 /// A time as Prometheus takes it: seconds since the epoch, with milliseconds.
 fn seconds(at: SystemTime) -> String {
-    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    format!("{:.3}", since.as_secs_f64())
+    let millis = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    format!("{}.{:03}", millis / 1000, millis % 1000)
 }
 
 /// Percent-encodes a query parameter (RFC 3986 unreserved characters pass).
