@@ -136,7 +136,7 @@ pub async fn run(
     let mut jobs = Vec::new();
     let executed = prepared.execute(&options, &mut jobs).await;
     let measured = measurement.finish().await?;
-    let metrics_summary = read_metrics(&metrics, &jobs, &alerts, &dir).await?;
+    let metrics_summary = read_metrics(config, &metrics, &jobs, &alerts, &dir).await?;
     let outcome = match &executed {
         Ok(outcome) => *outcome,
         // An error ends the run as failed; the jobs that ran still count.
@@ -214,6 +214,7 @@ fn job_window(job: &JobResult) -> Option<JobWindow> {
 /// Queries the metric profiles over every job's window and writes their documents and the
 /// fired alerts into the run directory.
 async fn read_metrics(
+    config: &Config,
     metrics: &MetricsSession,
     jobs: &[JobResult],
     alerts: &Mutex<AlertsSoFar>,
@@ -222,7 +223,12 @@ async fn read_metrics(
     if metrics.is_empty() {
         return Ok(MetricsSummary::default());
     }
-    let windows: Vec<JobWindow> = jobs.iter().filter_map(job_window).collect();
+    // A job with skipIndexing keeps its metrics out, as in kube-burner.
+    let windows: Vec<JobWindow> = jobs
+        .iter()
+        .filter(|job| !skips_indexing(config, &job.name))
+        .filter_map(job_window)
+        .collect();
     let (documents, mut endpoints) = metrics.scrape(&windows).await;
     let AlertsSoFar { fired, failed } =
         std::mem::take(&mut *alerts.lock().expect("no panics while holding the lock"));
@@ -239,6 +245,13 @@ async fn read_metrics(
         endpoints,
         alerts: fired,
     })
+}
+
+fn skips_indexing(config: &Config, job: &str) -> bool {
+    config
+        .jobs
+        .iter()
+        .any(|j| j.name() == job && j.raw.skip_indexing)
 }
 
 /// The cluster's version and node count, for the summary; unknown when the cluster does

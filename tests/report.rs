@@ -502,3 +502,69 @@ fn unparsable_file_is_named_in_the_error() {
         format!("cannot parse {}", broken.display())
     );
 }
+
+#[test]
+fn metrics_from_prometheus_get_a_chart_each_with_the_job_windows_shaded() {
+    let dir = run_directory(5);
+    let mut summary = run_summary();
+    summary.metrics = serde_json::from_value(json!({
+        "endpoints": [{
+            "url": "http://127.0.0.1:9090",
+            "alias": "indexer-0",
+            "documents": {"apiserverLatencyP99": 6, "etcdObjects-start": 1},
+            "failedQueries": []
+        }],
+        "alerts": []
+    }))
+    .unwrap();
+    write_json(&dir.path().join(SUMMARY_FILE), &summary);
+    let doc = |at: &str, verb: &str, value: f64| {
+        json!({
+            "timestamp": format!("2025-01-01T10:00:{at}.000Z"),
+            "labels": {"verb": verb},
+            "value": value,
+            "uuid": "u",
+            "query": "q",
+            "metricName": "apiserverLatencyP99",
+            "jobName": "pods"
+        })
+    };
+    let latency: Vec<Value> = ["02", "05", "08"]
+        .iter()
+        .flat_map(|at| [doc(at, "POST", 0.02), doc(at, "GET", 0.004)])
+        .collect();
+    write_json(&dir.path().join("apiserverLatencyP99.json"), &latency);
+    let mut objects = doc("00", "", 1200.0);
+    objects["labels"] = json!({"resource": "pods"});
+    objects["metricName"] = json!("etcdObjects-start");
+    write_json(&dir.path().join("etcdObjects-start.json"), &vec![objects]);
+
+    let html = write_and_read_report(dir.path());
+    let document = parse(&html);
+    let section = element_by_id(&document, "control-plane");
+    let drawn = charts(section);
+    assert_eq!(drawn.len(), 1);
+    assert_eq!(drawn[0].attribute("data-chart"), Some("control-plane"));
+    assert_eq!(chart_title(drawn[0]), "apiserverLatencyP99");
+    let mut series = series_names(drawn[0]);
+    series.sort();
+    assert_eq!(series, ["GET", "POST"]);
+    let bands: Vec<String> = elements(drawn[0], "rect")
+        .filter(|r| r.attribute("class") == Some("band"))
+        .map(text)
+        .collect();
+    assert_eq!(bands, ["pods", "config<maps> & more"]);
+    let table = elements(section, "table")
+        .find(|t| t.attribute("data-metric") == Some("etcdObjects-start"))
+        .expect("the instant metric as a table");
+    let rows = body_rows(table);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(text(rows[0]), "pods1200.0000");
+}
+
+#[test]
+fn a_run_without_metrics_has_no_control_plane_section() {
+    let dir = run_directory(5);
+    let html = write_and_read_report(dir.path());
+    assert!(!html.contains("id=\"control-plane\""));
+}

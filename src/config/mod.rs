@@ -620,9 +620,9 @@ fn job_warnings(
             "job `{name}`: executionMode applies to patch, delete and read jobs; a create job ignores it"
         ));
     }
-    if job.skip_indexing || job.metrics_aggregate || job.metrics_closing.is_some() {
+    if job.metrics_aggregate || job.metrics_closing.is_some() {
         warnings.push(format!(
-            "job `{name}`: skipIndexing, metricsAggregate and metricsClosing concern metrics, which are not collected yet"
+            "job `{name}`: metricsAggregate and metricsClosing are not supported yet; the job's metrics cover it from its start to its end"
         ));
     }
     Ok(())
@@ -631,7 +631,7 @@ fn job_warnings(
 fn check_global_support(global: &Global, warnings: &mut Vec<String>) -> Result<(), Problem> {
     if global.gc_metrics {
         warnings.push(
-            "global.gcMetrics: metrics are not scraped yet; gc runs and blocks as usual".into(),
+            "global.gcMetrics: the garbage collection's metrics are not read yet; gc runs and blocks as usual".into(),
         );
     }
     if global.deletion_strategy.as_deref() == Some("gvr") {

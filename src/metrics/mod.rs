@@ -23,6 +23,12 @@ use prometheus::{PromError, Prometheus};
 
 /// Queries in flight at once against one endpoint.
 const QUERIES_IN_FLIGHT: usize = 8;
+/// How long reading one endpoint's metrics after the run may take.
+const SCRAPE_LIMIT: Duration = Duration::from_secs(600);
+/// How long to wait for a scrape after a window ends before reading it.
+const INGEST_PATIENCE: Duration = Duration::from_secs(40);
+/// How long evaluating one endpoint's alerts after a job may take.
+const ALERTS_LIMIT: Duration = Duration::from_secs(120);
 /// The `elapsed` queries are checked with before the run.
 const CHECK_ELAPSED: Duration = Duration::from_secs(60);
 
@@ -149,9 +155,23 @@ impl MetricsSession {
         let mut fired = Vec::new();
         let mut failed = Vec::new();
         for (endpoint, prometheus) in &self.endpoints {
-            let (f, e) = alerts::evaluate(endpoint, prometheus, window, &self.uuid).await;
-            fired.extend(f);
-            failed.extend(e);
+            wait_for_scrapes_after(prometheus, window.end).await;
+            let evaluation = alerts::evaluate(endpoint, prometheus, window, &self.uuid);
+            match tokio::time::timeout(ALERTS_LIMIT, evaluation).await {
+                Ok((f, e)) => {
+                    fired.extend(f);
+                    failed.extend(e);
+                }
+                Err(_) => failed.push(FailedQuery {
+                    endpoint: endpoint.url.clone(),
+                    job: window.job.clone(),
+                    name: "alert".into(),
+                    error: format!(
+                        "the alert expressions were not evaluated within {}; given up",
+                        humantime::format_duration(ALERTS_LIMIT)
+                    ),
+                }),
+            }
         }
         (fired, failed)
     }
@@ -169,6 +189,9 @@ impl MetricsSession {
             Default::default();
         let mut summaries = Vec::new();
         for (endpoint, prometheus) in &self.endpoints {
+            if let Some(last_end) = windows.iter().map(|w| w.end).max() {
+                wait_for_scrapes_after(prometheus, last_end).await;
+            }
             let mut summary = EndpointSummary {
                 url: endpoint.url.clone(),
                 alias: endpoint.alias.clone(),
@@ -188,8 +211,34 @@ impl MetricsSession {
                     });
                 }
             }
+            let total = work.len();
+            let mut answered = 0;
             let mut answers = futures::stream::iter(work).buffered(QUERIES_IN_FLIGHT);
-            while let Some((window, query, result)) = answers.next().await {
+            // A Prometheus that stopped answering must not hold the run's results back
+            // for hours: what has not come by the deadline is given up.
+            let deadline = tokio::time::Instant::now() + SCRAPE_LIMIT;
+            loop {
+                let next = match tokio::time::timeout_at(deadline, answers.next()).await {
+                    Ok(Some(next)) => next,
+                    Ok(None) => break,
+                    Err(_) => {
+                        let error = format!(
+                            "{} of {total} queries not answered within {}; given up",
+                            total - answered,
+                            humantime::format_duration(SCRAPE_LIMIT)
+                        );
+                        tracing::warn!(url = endpoint.url, "{error}");
+                        summary.failed_queries.push(FailedQuery {
+                            endpoint: endpoint.url.clone(),
+                            job: String::new(),
+                            name: "*".into(),
+                            error,
+                        });
+                        break;
+                    }
+                };
+                answered += 1;
+                let (window, query, result) = next;
                 match result {
                     Ok(found) => {
                         for (name, docs) in found {
@@ -219,6 +268,35 @@ impl MetricsSession {
         }
         (documents, summaries)
     }
+}
+
+/// Waits until every target of the endpoint has been scraped after `end` (the newest `up`
+/// sample of each is newer), so a window's last samples are in before it is read and
+/// reading the same window later (`burner index`) gives the same answers. Gives up after
+/// [`INGEST_PATIENCE`]: an endpoint that does not scrape (a query front end) or whose
+/// targets are gone still gets read.
+async fn wait_for_scrapes_after(prometheus: &Prometheus, end: SystemTime) {
+    let end_seconds = end
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let deadline = tokio::time::Instant::now() + INGEST_PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        let newest = prometheus
+            .instant("min(timestamp(up))", SystemTime::now())
+            .await
+            .ok()
+            .and_then(|series| series.first()?.samples.first().map(|s| s.1));
+        match newest {
+            Some(at) if at >= end_seconds => return,
+            Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            None => return,
+        }
+    }
+    tracing::debug!(
+        url = prometheus.url(),
+        "targets not scraped since the window ended; reading anyway"
+    );
 }
 
 /// Has the endpoint parse each query (an instant query now), rendered as a run would.

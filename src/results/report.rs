@@ -9,6 +9,7 @@
 //! The page is polyglot HTML5: it is also well-formed XML (every element closed, every
 //! attribute quoted, all text escaped), so that tests and tools can parse it.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::time::SystemTime;
 
 use crate::measure::api_calls::{ApiCallSecondRow, JobSecondRow};
 use crate::measure::pod_latency::PodLatencyRow;
+use crate::metrics::MetricDocument;
 use serde::de::DeserializeOwned;
 
 use crate::results::summary::{
@@ -141,9 +143,160 @@ fn render_page(summary: &RunSummary, run_dir: &Path) -> Result<String, ReportErr
         let files = JobFiles::read(run_dir, &job.name)?;
         write_job_section(&mut page, index, job, &files).expect("writing to a String cannot fail");
     }
+    write_control_plane(&mut page, summary, run_dir)?;
     page.push_str("</body>\n</html>\n");
     Ok(page)
 }
+
+// ---------------------------------------------------------------------------------------
+// The control plane's own metrics, from the run's metric documents.
+
+/// Lines drawn per metric chart; the series with the largest values are kept.
+const MAX_METRIC_SERIES: usize = 8;
+
+/// One chart per metric the run read from Prometheus, over the whole run, every job's
+/// window shaded; metrics of one sample per series (instant queries) as a table.
+fn write_control_plane(
+    out: &mut String,
+    summary: &RunSummary,
+    run_dir: &Path,
+) -> Result<(), ReportError> {
+    let mut names: Vec<&String> = summary
+        .metrics
+        .endpoints
+        .iter()
+        .flat_map(|e| e.documents.keys())
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let Some(run_start) = parse_time(&summary.started_at) else {
+        return Ok(());
+    };
+    let since_start = |at: SystemTime| {
+        at.duration_since(run_start)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let bands: Vec<Band> = summary
+        .jobs
+        .iter()
+        .filter_map(|job| {
+            let start = parse_time(job.started_at.as_deref()?)?;
+            let end = parse_time(job.ended_at.as_deref()?)?;
+            Some(Band {
+                label: job.name.clone(),
+                start: since_start(start),
+                end: since_start(end),
+            })
+        })
+        .collect();
+    let write = |out: &mut String, text: &str| out.push_str(text);
+    write(
+        out,
+        "<section id=\"control-plane\">\n<h2>Control plane</h2>\n",
+    );
+    for name in names {
+        let documents: Vec<MetricDocument> =
+            read_json(&run_dir.join(format!("{name}.json")))?.unwrap_or_default();
+        let mut by_labels: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for doc in &documents {
+            if let Some(at) = parse_time(&doc.timestamp) {
+                by_labels
+                    .entry(series_name(&doc.labels))
+                    .or_default()
+                    .push((since_start(at), doc.value));
+            }
+        }
+        let instant = by_labels.values().all(|points| points.len() < 2);
+        if instant {
+            write_metric_table(out, name, &by_labels).expect("writing to a String cannot fail");
+            continue;
+        }
+        match metric_chart(name, by_labels, &bands) {
+            Some(chart) => chart.write(out).expect("writing to a String cannot fail"),
+            None => no_data(out, &format!("{name}: no samples."))
+                .expect("writing to a String cannot fail"),
+        }
+    }
+    write(out, "</section>\n");
+    Ok(())
+}
+
+/// A series' legend: its label values, in label-name order.
+fn series_name(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "value".to_string();
+    }
+    labels.values().cloned().collect::<Vec<_>>().join(" ")
+}
+
+fn metric_chart(
+    name: &str,
+    by_labels: BTreeMap<String, Vec<(f64, f64)>>,
+    bands: &[Band],
+) -> Option<LineChart> {
+    let total = by_labels.len();
+    let mut lines: Vec<(String, Vec<(f64, f64)>)> = by_labels.into_iter().collect();
+    let peak = |points: &[(f64, f64)]| points.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    lines.sort_by(|a, b| peak(&b.1).total_cmp(&peak(&a.1)));
+    lines.truncate(MAX_METRIC_SERIES);
+    let series: Vec<Series> = lines
+        .into_iter()
+        .enumerate()
+        .map(|(index, (label, mut points))| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            time_series(&label, colour(index), false, points)
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    let title = if total > MAX_METRIC_SERIES {
+        format!("{name} (the {MAX_METRIC_SERIES} highest of {total} series)")
+    } else {
+        name.to_string()
+    };
+    (!series.is_empty()).then(|| LineChart {
+        kind: "control-plane",
+        title,
+        x_label: "seconds since the run started",
+        y_label: "value",
+        series,
+        bands: bands.to_vec(),
+        y_range: None,
+    })
+}
+
+fn write_metric_table(
+    out: &mut String,
+    name: &str,
+    by_labels: &BTreeMap<String, Vec<(f64, f64)>>,
+) -> fmt::Result {
+    writeln!(out, "<h3>{}</h3>", escape(name))?;
+    writeln!(
+        out,
+        "<table class=\"metric\" data-metric=\"{}\">",
+        escape(name)
+    )?;
+    writeln!(
+        out,
+        "<thead><tr><th>Series</th><th>Value</th></tr></thead><tbody>"
+    )?;
+    for (label, points) in by_labels.iter().take(MAX_METRIC_ROWS) {
+        for (_, value) in points {
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                escape(label),
+                escape(&format!("{value:.4}"))
+            )?;
+        }
+    }
+    writeln!(out, "</tbody></table>")
+}
+
+/// Rows of an instant metric's table.
+const MAX_METRIC_ROWS: usize = 20;
 
 /// Everything before the job sections: the document head, the run's facts, the job and
 /// threshold tables.
