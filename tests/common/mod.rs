@@ -12,11 +12,13 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use burner::local::{LocalCluster, LocalOptions};
+use burner::local::{LocalCluster, LocalOptions, PrometheusAccess};
 
 /// The cluster the tests of this binary share.
 pub struct TestCluster {
     pub kubeconfig: PathBuf,
+    /// Its Prometheus, when it was started with one ([`cluster_with_prometheus`]).
+    pub prometheus: Option<PrometheusAccess>,
 }
 
 static SHARED: OnceLock<TestCluster> = OnceLock::new();
@@ -52,13 +54,25 @@ where
 
 /// The shared cluster, started on first use.
 pub fn cluster() -> &'static TestCluster {
+    shared_cluster(false)
+}
+
+/// The shared cluster with a Prometheus scraping it, for a binary whose tests read the
+/// control plane's metrics (every test of such a binary asks for this one).
+pub fn cluster_with_prometheus() -> &'static TestCluster {
+    shared_cluster(true)
+}
+
+fn shared_cluster(prometheus: bool) -> &'static TestCluster {
     SHARED.get_or_init(|| {
         if let Some(path) = std::env::var_os("BURNER_TEST_KUBECONFIG").filter(|v| !v.is_empty()) {
             return TestCluster {
                 kubeconfig: PathBuf::from(path),
+                prometheus: None,
             };
         }
         let mut options = options_for("shared");
+        options.prometheus = prometheus;
         // Notice a silent node within seconds rather than the default 50 s, so tests of
         // stopped heartbeats stay short. Hollow nodes in tests renew their leases every 1 s.
         options.tuning.extra_args = [
@@ -71,12 +85,16 @@ pub fn cluster() -> &'static TestCluster {
         let cluster = run_on_harness(async move { LocalCluster::start(&options).await })
             .unwrap_or_else(|e| panic!("cannot start the test cluster: {e}"));
         let kubeconfig = cluster.kubeconfig().to_path_buf();
+        let prometheus = cluster.prometheus().cloned();
         *STARTED.lock().unwrap() = Some(cluster);
         // SAFETY: registering a plain extern "C" function with atexit has no preconditions.
         unsafe {
             libc::atexit(stop_started_cluster);
         }
-        TestCluster { kubeconfig }
+        TestCluster {
+            kubeconfig,
+            prometheus,
+        }
     })
 }
 

@@ -1,0 +1,265 @@
+//! Control-plane metrics and alerts from a real Prometheus that scrapes the local cluster
+//! (`burner local up --prometheus`): a kubelet-density run with the shipped control-plane
+//! profile writes plausible apiserver latency documents inside the job's window, `burner
+//! index` over that window writes the very same documents, and alert profiles decide the
+//! exit code: 3 when an alert of severity error fires (every result still written), 0
+//! when none does. A PromQL syntax error stops `init` before it writes anything.
+//!
+//! Needs Debian's `prometheus` package (`.ci/run` installs it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use burner::hollow::HollowFleet;
+use burner::local::PrometheusAccess;
+use burner::results::summary::RunSummary;
+use serde_json::Value;
+
+/// The metric whose documents the tests look at: apiserver request latency P99 by verb,
+/// resource and scope, from `workloads/metrics/control-plane.yml`.
+const LATENCY: &str = "apiLatencyP99";
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn prometheus() -> &'static PrometheusAccess {
+    common::cluster_with_prometheus()
+        .prometheus
+        .as_ref()
+        .expect("the shared cluster runs Prometheus (BURNER_TEST_KUBECONFIG clusters have none)")
+}
+
+/// A kubelet-density job of `pods` pods in a namespace of its own, with the control-plane
+/// profile and the alert rules `alerts` (YAML) on the local Prometheus.
+fn write_config(dir: &Path, test: &str, pods: u32, alerts: &str, query: Option<&str>) -> PathBuf {
+    let access = prometheus();
+    std::fs::write(dir.join("alerts.yml"), alerts).unwrap();
+    let metrics = match query {
+        Some(query) => {
+            let profile = format!("- query: '{query}'\n  metricName: broken\n");
+            std::fs::write(dir.join("broken.yml"), profile).unwrap();
+            "broken.yml".to_string()
+        }
+        None => repo("workloads/metrics/control-plane.yml").display().to_string(),
+    };
+    let config = format!(
+        r#"global:
+  gc: true
+  measurements:
+    - name: podLatency
+metricsEndpoints:
+  - endpoint: {url}
+    username: {username}
+    password: {password}
+    step: 5s
+    metrics: [{metrics}]
+    alerts: [alerts.yml]
+jobs:
+  - name: density
+    jobIterations: {pods}
+    qps: 20
+    burst: 20
+    namespacedIterations: false
+    namespace: metrics-{test}
+    waitWhenFinished: true
+    podWait: false
+    objects:
+      - objectTemplate: {template}
+        replicas: 1
+        inputVars:
+          containerImage: registry.k8s.io/pause:3.10
+"#,
+        url = access.url,
+        username = access.username,
+        password = access.password,
+        template = repo("workloads/kubelet-density/templates/pod.yml").display(),
+    );
+    let path = dir.join("config.yml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+fn burner(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_burner"))
+        .args(args)
+        .output()
+        .expect("burner runs")
+}
+
+/// Runs `burner init` on the shared cluster while hollow nodes serve its pods.
+fn init(test: &str, config: &Path, out: &Path) -> Output {
+    let kubeconfig = common::cluster_with_prometheus().kubeconfig.clone();
+    let (config, out) = (config.to_path_buf(), out.to_path_buf());
+    let prefix = format!("metrics-{test}");
+    common::run_on_harness(async move {
+        let client = common::client().await;
+        let fleet = HollowFleet::start(client, common::hollow_options(prefix, 4))
+            .await
+            .expect("hollow nodes start");
+        let output = tokio::task::spawn_blocking(move || {
+            burner(&[
+                "init",
+                "-c",
+                config.to_str().unwrap(),
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--output-dir",
+                out.to_str().unwrap(),
+                "--uuid",
+                "3c4d5e6f-0000-4000-8000-00000000abcd",
+            ])
+        })
+        .await
+        .expect("init finishes");
+        fleet.shutdown().await.expect("hollow nodes stop");
+        output
+    })
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn seconds(timestamp: &str) -> f64 {
+    humantime::parse_rfc3339_weak(timestamp)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn explain(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn the_control_plane_profile_gives_latency_inside_the_job_window_and_index_repeats_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let never_fires = "- expr: vector(1) > 2\n  description: never\n  severity: error\n";
+    let config = write_config(dir.path(), "window", 100, never_fires, None);
+    let out = dir.path().join("run");
+    let output = init("window", &config, &out);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+
+    let summary: RunSummary = serde_json::from_value(read_json(&out.join("summary.json"))).unwrap();
+    let job = summary.job("density").expect("the job ran");
+    let (start, end) = (
+        job.started_at.clone().expect("a start"),
+        job.ended_at.clone().expect("an end"),
+    );
+    let endpoint = &summary.metrics.endpoints[0];
+    assert!(endpoint.failed_queries.is_empty(), "{:?}", endpoint.failed_queries);
+    assert!(summary.metrics.alerts.is_empty(), "{:?}", summary.metrics.alerts);
+    assert_eq!(read_json(&out.join("alert.json")), Value::Array(Vec::new()));
+
+    let documents = read_json(&out.join(format!("{LATENCY}.json")));
+    let documents = documents.as_array().expect("an array of documents");
+    assert!(!documents.is_empty(), "no {LATENCY} documents");
+    let (first, last) = (seconds(&start), seconds(&end));
+    for doc in documents {
+        let value = doc["value"].as_f64().expect("a number");
+        assert!(value.is_finite() && value >= 0.0, "{doc}");
+        let at = seconds(doc["timestamp"].as_str().unwrap());
+        assert!(first <= at && at <= last, "{doc} outside {start}..{end}");
+        assert_eq!(doc["jobName"], "density");
+        assert_eq!(doc["metricName"], LATENCY);
+        assert!(doc["labels"]["verb"].is_string(), "{doc}");
+    }
+    // The pods were created: the apiserver's POST latency is among the series.
+    assert!(
+        documents.iter().any(|d| d["labels"]["verb"] == "POST"),
+        "no POST series in {documents:?}"
+    );
+
+    let access = prometheus();
+    let again = dir.path().join("index");
+    let profile = repo("workloads/metrics/control-plane.yml");
+    let output = burner(&[
+        "index",
+        "-u",
+        &access.url,
+        "--username",
+        &access.username,
+        "-p",
+        &access.password,
+        "-m",
+        profile.to_str().unwrap(),
+        "-s",
+        "5s",
+        "--start",
+        &start,
+        "--end",
+        &end,
+        "-j",
+        "density",
+        "--uuid",
+        &summary.uuid,
+        "--output-dir",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    for name in endpoint.documents.keys() {
+        assert_eq!(
+            read_json(&again.join(format!("{name}.json"))),
+            read_json(&out.join(format!("{name}.json"))),
+            "`burner index` wrote other {name} documents than the run"
+        );
+    }
+}
+
+#[test]
+fn an_error_alert_that_always_fires_exits_3_with_every_result_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let always = "- expr: vector(1) > 0\n  description: 'always fires ({{$value}})'\n  severity: error\n";
+    let config = write_config(dir.path(), "alert", 20, always, None);
+    let out = dir.path().join("run");
+    let output = init("alert", &config, &out);
+    assert_eq!(output.status.code(), Some(3), "{}", explain(&output));
+
+    let alerts = read_json(&out.join("alert.json"));
+    let alerts = alerts.as_array().expect("an array of alerts");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["severity"], "error");
+    assert_eq!(alerts[0]["jobName"], "density");
+    assert_eq!(alerts[0]["description"], "always fires (1)");
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["exitCode"], 3);
+    assert_eq!(summary["outcome"], "completed");
+    for file in [
+        "jobSummary.json",
+        "podLatencyMeasurement-density.json",
+        "podLatencyQuantilesMeasurement-density.json",
+        "summary.txt",
+        &format!("{LATENCY}.json"),
+    ] {
+        assert!(out.join(file).is_file(), "{file} was not written");
+    }
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("always fires (1)"),
+        "{}",
+        explain(&output)
+    );
+}
+
+#[test]
+fn a_promql_syntax_error_stops_init_before_it_writes_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "syntax", 5, "[]\n", Some("sum(rate(up[1m])"));
+    let out = dir.path().join("run");
+    let output = init("syntax", &config, &out);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.yml"), "{stderr}");
+    assert!(stderr.contains("parse error"), "{stderr}");
+    assert!(!out.exists(), "the refused run wrote {}", out.display());
+}
