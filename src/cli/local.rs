@@ -12,8 +12,8 @@ use clap::{Args, Subcommand};
 use super::hollow::FleetArgs;
 use crate::hollow::HollowFleet;
 use crate::local::{
-    self, BinariesSource, ClusterRecord, ClusterStatus, DownOutcome, ExtraArg, LocalCluster,
-    LocalError, LocalOptions, Phase, StateDir, Tuning,
+    self, BinariesSource, ClusterRecord, ClusterStatus, Component, DownOutcome, ExtraArg,
+    LocalCluster, LocalError, LocalOptions, Phase, PrometheusRecord, StateDir, Tuning,
 };
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +82,11 @@ pub struct UpArgs {
     /// used instead of burner's build cache.
     #[arg(long, env = "BURNER_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// Also run Prometheus (Debian's `prometheus` package) on 127.0.0.1, scraping etcd,
+    /// kube-apiserver, kube-controller-manager and kube-scheduler every 5 s; writes a
+    /// metrics-endpoint file for `burner init -e` beside the kubeconfig.
+    #[arg(long)]
+    pub prometheus: bool,
     /// How long the cluster may take to become ready, once its programs are built.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "3m")]
     pub timeout: Duration,
@@ -111,6 +116,7 @@ impl UpArgs {
             },
             apiserver_port: self.port,
             ready_timeout: self.timeout,
+            prometheus: self.prometheus,
         })
     }
 
@@ -142,6 +148,9 @@ impl UpArgs {
         }
         if self.etcd_fsync {
             args.push("--etcd-fsync".into());
+        }
+        if self.prometheus {
+            args.push("--prometheus".into());
         }
         if self.nodes > 0 {
             args.push("--nodes".into());
@@ -227,8 +236,11 @@ async fn up_detached(args: &UpArgs) -> anyhow::Result<ExitCode> {
     if current.supervised {
         return Err(already_running(&options.name, &current).into());
     }
-    // Build missing programs here, where the person sees the progress, not in the
-    // supervisor whose output goes to a log file.
+    // Find or build missing programs here, where the person sees the progress and the
+    // errors, not in the supervisor whose output goes to a log file.
+    if options.prometheus {
+        local::prometheus::find_program()?;
+    }
     local::binaries::ensure(&options.binaries).await?;
 
     std::fs::create_dir_all(state.root())
@@ -318,6 +330,18 @@ fn print_ready(record: &ClusterRecord) {
         record.name, record.kubernetes_version, record.server
     );
     println!("kubeconfig: {}", record.kubeconfig.display());
+    if let Some(prometheus) = &record.prometheus {
+        println!(
+            "Prometheus: {} (user {}, password in {})",
+            prometheus.url,
+            prometheus.username,
+            prometheus.password_file.display()
+        );
+        println!(
+            "metrics endpoint: {} (burner init -e {0} ...)",
+            prometheus.metrics_endpoint.display()
+        );
+    }
     println!("export KUBECONFIG={}", record.kubeconfig.display());
 }
 
@@ -377,6 +401,26 @@ async fn status(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  server          {}", record.server);
     println!("  kubeconfig      {}", record.kubeconfig.display());
+    if let Some(prometheus) = &record.prometheus {
+        let process = status
+            .components
+            .iter()
+            .find(|c| c.record.name == Component::Prometheus.name());
+        let health = match process.and_then(|c| c.record.ports.first().map(|p| (c, p.port))) {
+            Some((c, port)) if c.running => prometheus_readiness(prometheus, port).await,
+            _ => "not running".to_string(),
+        };
+        println!("  prometheus      {} ({health})", prometheus.url);
+        println!(
+            "                  user {}, password in {}",
+            prometheus.username,
+            prometheus.password_file.display()
+        );
+        println!(
+            "  metrics         {}",
+            prometheus.metrics_endpoint.display()
+        );
+    }
     println!("  state           {}", state.root().display());
     println!();
     println!("  {:<25} {:>8}  {:<8} PORTS", "COMPONENT", "PID", "STATE");
@@ -419,6 +463,20 @@ async fn ready_summary(record: &ClusterRecord) -> String {
         Ok(Ok(body)) => format!("running, apiserver /readyz says: {}", body.trim()),
         Ok(Err(e)) => format!("running, apiserver unreachable: {e:#}"),
         Err(_) => "running, apiserver /readyz timed out".to_string(),
+    }
+}
+
+/// Asks Prometheus whether it is ready, with the credentials the cluster keeps.
+async fn prometheus_readiness(prometheus: &PrometheusRecord, port: u16) -> String {
+    match prometheus.password() {
+        Ok(password) => {
+            if local::prometheus_is_ready(port, &prometheus.username, &password).await {
+                "ready".to_string()
+            } else {
+                "not ready".to_string()
+            }
+        }
+        Err(e) => format!("cannot read {}: {e}", prometheus.password_file.display()),
     }
 }
 
@@ -471,6 +529,7 @@ mod tests {
             "/opt/k8s",
             "--timeout",
             "90s",
+            "--prometheus",
             "--nodes",
             "3",
             "--node-taint",

@@ -1,4 +1,5 @@
-//! The command lines of the four control-plane programs.
+//! The command lines of the programs a local cluster runs: the four of the control plane,
+//! and Prometheus when it is asked for.
 //!
 //! Pure functions from ports, paths and options to arguments, so what burner runs can be
 //! read and tested without starting anything. Every server binds to 127.0.0.1.
@@ -8,23 +9,35 @@ use std::path::Path;
 use std::str::FromStr;
 
 use super::pki::{CertAndKey, ClusterPki};
+use super::prometheus::PrometheusFiles;
 use super::state::StateDir;
 
-/// The programs of a local control plane, in start order.
+/// The programs of a local cluster, in start order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Component {
     Etcd,
     KubeApiserver,
     KubeControllerManager,
     KubeScheduler,
+    /// Optional (`--prometheus`): started last, it scrapes the other four.
+    Prometheus,
 }
 
 impl Component {
+    /// The control plane: the programs every local cluster runs, in start order.
     pub const ALL: [Component; 4] = [
         Component::Etcd,
         Component::KubeApiserver,
         Component::KubeControllerManager,
         Component::KubeScheduler,
+    ];
+    /// Every program a local cluster may run, the optional ones included.
+    pub const ANY: [Component; 5] = [
+        Component::Etcd,
+        Component::KubeApiserver,
+        Component::KubeControllerManager,
+        Component::KubeScheduler,
+        Component::Prometheus,
     ];
 
     pub fn name(self) -> &'static str {
@@ -33,6 +46,7 @@ impl Component {
             Component::KubeApiserver => "kube-apiserver",
             Component::KubeControllerManager => "kube-controller-manager",
             Component::KubeScheduler => "kube-scheduler",
+            Component::Prometheus => "prometheus",
         }
     }
 }
@@ -46,13 +60,13 @@ impl fmt::Display for Component {
 impl FromStr for Component {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Component::ALL
+        Component::ANY
             .into_iter()
             .find(|c| c.name() == s)
             .ok_or_else(|| {
                 format!(
                     "unknown component `{s}`; expected one of {}",
-                    Component::ALL.map(Component::name).join(", ")
+                    Component::ANY.map(Component::name).join(", ")
                 )
             })
     }
@@ -238,6 +252,20 @@ pub fn scheduler_args(
     args
 }
 
+/// Prometheus: its HTTP API on loopback behind basic auth (the web configuration), its TSDB
+/// in the state directory. What it scrapes is in its configuration file.
+pub fn prometheus_args(state: &StateDir, port: u16, tuning: &Tuning) -> Vec<String> {
+    let files = PrometheusFiles::in_state(state);
+    let mut args = vec![
+        path_flag("--config.file", &files.config),
+        path_flag("--web.config.file", &files.web_config),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        path_flag("--storage.tsdb.path", &files.data),
+    ];
+    args.extend(tuning.extra_for(Component::Prometheus));
+    args
+}
+
 /// What the controller-manager and the scheduler share: their own identity towards the
 /// apiserver (also for delegated authentication and authorization of their health
 /// endpoints), no leader election, and a loopback HTTPS port with a CA-signed certificate.
@@ -300,6 +328,30 @@ mod tests {
         for listen in etcd.iter().filter(|a| a.starts_with("--listen-")) {
             assert!(listen.contains("=http://127.0.0.1:"), "{listen}");
         }
+        let prometheus = prometheus_args(&state, 7, &tuning);
+        let listen: Vec<&String> = prometheus
+            .iter()
+            .filter(|a| a.starts_with("--web.listen-address"))
+            .collect();
+        assert_eq!(listen, ["--web.listen-address=127.0.0.1:7"]);
+    }
+
+    #[test]
+    fn prometheus_asks_for_basic_auth_and_keeps_everything_in_the_state_directory() {
+        let (_dir, state, _pki) = fixture();
+        let args = prometheus_args(&state, 7, &Tuning::default());
+        let files = PrometheusFiles::in_state(&state);
+        assert!(args.contains(&path_flag("--web.config.file", &files.web_config)));
+        for flag in ["--config.file", "--web.config.file", "--storage.tsdb.path"] {
+            let value = args
+                .iter()
+                .find_map(|a| a.strip_prefix(&format!("{flag}=")))
+                .unwrap_or_else(|| panic!("{flag} missing from {args:?}"));
+            assert!(Path::new(value).starts_with(state.root()), "{flag}={value}");
+        }
+        assert!(!args.iter().any(|a| a.contains("enable-lifecycle")
+            || a.contains("enable-admin-api")
+            || a.contains("remote-write-receiver")));
     }
 
     #[test]

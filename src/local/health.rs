@@ -1,6 +1,6 @@
-//! Probing whether each control-plane program serves: etcd's `/health` over plain HTTP on
-//! loopback, and the `/livez`, `/readyz` and `/healthz` endpoints of the Kubernetes
-//! components over HTTPS, verified against the cluster's own CA.
+//! Probing whether each program serves: etcd's `/health` and Prometheus's `/-/ready` over
+//! plain HTTP on loopback, and the `/livez`, `/readyz` and `/healthz` endpoints of the
+//! Kubernetes components over HTTPS, verified against the cluster's own CA.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,7 +16,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether the etcd serving on `client_port` reports itself healthy.
 pub async fn etcd_is_healthy(client_port: u16) -> bool {
-    plain_get(client_port, "/health")
+    plain_get(client_port, "/health", None)
         .await
         .is_some_and(|body| body.contains(r#""health":"true""#))
 }
@@ -27,18 +27,45 @@ pub async fn etcd_version(client_port: u16) -> Option<String> {
     struct Version {
         etcdserver: String,
     }
-    let response = plain_get(client_port, "/version").await?;
+    let response = plain_get(client_port, "/version", None).await?;
     let body = response.split_once("\r\n\r\n")?.1;
     let version: Version = serde_json::from_str(body).ok()?;
     Some(format!("v{}", version.etcdserver))
 }
 
-/// A plain-HTTP GET on loopback, returning the whole response (etcd speaks HTTP/1.0 here;
-/// no client library is needed for two fixed requests).
-async fn plain_get(port: u16, path: &str) -> Option<String> {
+/// Whether the Prometheus serving on `port` answers `/-/ready` with 200, asked with the
+/// basic-auth credentials its web configuration requires for every path.
+pub async fn prometheus_is_ready(port: u16, username: &str, password: &str) -> bool {
+    let authorization = basic_authorization(username, password);
+    plain_get(port, "/-/ready", Some(&authorization))
+        .await
+        .is_some_and(|response| status_code(&response) == Some(200))
+}
+
+/// The value of an `Authorization` header for HTTP basic auth.
+fn basic_authorization(username: &str, password: &str) -> String {
+    use base64::Engine;
+    let credentials = format!("{username}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+/// The status code of a raw HTTP response.
+fn status_code(response: &str) -> Option<u16> {
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A plain-HTTP GET on loopback, returning the whole response (etcd and Prometheus speak
+/// HTTP/1.0 here; no client library is needed for a few fixed requests).
+async fn plain_get(port: u16, path: &str, authorization: Option<&str>) -> Option<String> {
     let request = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        let head = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+        let authorization = authorization
+            .map(|value| format!("Authorization: {value}\r\n"))
+            .unwrap_or_default();
+        let head = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{authorization}\r\n");
         stream.write_all(head.as_bytes()).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
@@ -85,5 +112,25 @@ impl HealthProbe {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_authorization_encodes_user_and_password() {
+        assert_eq!(
+            basic_authorization("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+    }
+
+    #[test]
+    fn status_code_reads_the_status_line() {
+        assert_eq!(status_code("HTTP/1.0 200 OK\r\n\r\nready"), Some(200));
+        assert_eq!(status_code("HTTP/1.1 401 Unauthorized\r\n"), Some(401));
+        assert_eq!(status_code(""), None);
     }
 }

@@ -5,7 +5,8 @@
 //! process, or the process of a test that called [`LocalCluster::start`]. The supervisor
 //! generates the cluster's certificates, starts the programs in order on free ports,
 //! waits until each serves, and stops all of them when one exits or when it is asked to.
-//! Everything of one cluster lives in its [`StateDir`].
+//! On request ([`LocalOptions::prometheus`]) a Prometheus that scrapes the four joins them
+//! (see [`prometheus`]). Everything of one cluster lives in its [`StateDir`].
 //!
 //! This module never touches anything but its own processes and its state directory.
 
@@ -17,6 +18,7 @@ pub mod kubeconfig;
 pub mod pki;
 mod ports;
 mod process;
+pub mod prometheus;
 pub mod state;
 mod supervisor;
 
@@ -30,8 +32,10 @@ use tokio_util::sync::CancellationToken;
 pub use binaries::{BinariesError, BinariesSource, ControlPlaneBinaries, ControlPlaneVersions};
 pub use components::{Component, ExtraArg, Tuning};
 pub use control::{ClusterStatus, ComponentStatus, DownOutcome, down, status};
+pub use health::prometheus_is_ready;
 pub use process::log_tail;
-pub use state::{ClusterRecord, ComponentRecord, Phase, StateDir};
+pub use prometheus::{PrometheusAccess, PrometheusError};
+pub use state::{ClusterRecord, ComponentRecord, Phase, PrometheusRecord, StateDir};
 
 use crate::exec::client::{ClientError, ClientOptions};
 use health::ProbeError;
@@ -52,6 +56,9 @@ pub struct LocalOptions {
     pub apiserver_port: Option<u16>,
     /// How long the whole start may take once the programs are built.
     pub ready_timeout: Duration,
+    /// Also run a Prometheus (Debian's `prometheus` package) that scrapes the control
+    /// plane every 5 s; see [`prometheus`].
+    pub prometheus: bool,
 }
 
 impl LocalOptions {
@@ -63,6 +70,7 @@ impl LocalOptions {
             tuning: Tuning::default(),
             apiserver_port: None,
             ready_timeout: Duration::from_secs(180),
+            prometheus: false,
         }
     }
 
@@ -93,6 +101,8 @@ pub enum LocalError {
     Pki(#[from] PkiError),
     #[error(transparent)]
     Kubeconfig(#[from] KubeconfigWriteError),
+    #[error(transparent)]
+    Prometheus(#[from] PrometheusError),
     #[error("cannot use the state directory {}", path.display())]
     StateDir {
         path: PathBuf,
@@ -150,6 +160,7 @@ pub enum LocalError {
 pub struct LocalCluster {
     record: ClusterRecord,
     state: StateDir,
+    prometheus: Option<PrometheusAccess>,
     stop: CancellationToken,
     supervisor: Option<JoinHandle<Result<(), LocalError>>>,
 }
@@ -175,6 +186,12 @@ impl LocalCluster {
     /// The admin kubeconfig (user in `system:masters`).
     pub fn kubeconfig(&self) -> &Path {
         &self.record.kubeconfig
+    }
+
+    /// The cluster's Prometheus and its credentials, when it runs one
+    /// ([`LocalOptions::prometheus`]).
+    pub fn prometheus(&self) -> Option<&PrometheusAccess> {
+        self.prometheus.as_ref()
     }
 
     /// An admin client for this cluster.

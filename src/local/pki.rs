@@ -2,7 +2,7 @@
 //!
 //! One CA signs everything: the serving certificates of kube-apiserver,
 //! kube-controller-manager and kube-scheduler (so burner can verify them when it probes
-//! health), and the client certificates the components and the admin use. The
+//! health), and the client certificates the components, the admin and Prometheus use. The
 //! service-account signing key is an ECDSA P-256 key, which kube-apiserver accepts for
 //! ES256 tokens. Certificates keep rcgen's default validity (1975 to 4096): the cluster is
 //! throwaway and must never fail because a laptop slept through an expiry date.
@@ -21,6 +21,11 @@ use rcgen::{
 /// The first address of the service CIDR burner gives the apiserver; the in-cluster
 /// `kubernetes` Service gets it, so the serving certificate names it.
 pub const KUBERNETES_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
+
+/// The Kubernetes user Prometheus scrapes the control plane as.
+pub const PROMETHEUS_USER: &str = "burner:prometheus";
+/// The bootstrap group whose ClusterRole (`system:monitoring`) may GET `/metrics`.
+pub const MONITORING_GROUP: &str = "system:monitoring";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -55,6 +60,11 @@ pub struct ClusterPki {
     pub admin_client: CertAndKey,
     pub controller_manager_client: CertAndKey,
     pub scheduler_client: CertAndKey,
+    /// For scraping `/metrics`: user [`PROMETHEUS_USER`] in the group `system:monitoring`,
+    /// which Kubernetes' bootstrap RBAC allows to read the metrics and health endpoints of
+    /// the apiserver and, through delegated authorization, of the controller-manager and the
+    /// scheduler.
+    pub prometheus_client: CertAndKey,
     /// Private key that signs service-account tokens.
     pub service_account_key: PathBuf,
     /// Its public half, which verifies them.
@@ -146,6 +156,15 @@ impl ClusterPki {
                 ClientIdentity {
                     user: "system:kube-scheduler",
                     groups: &[],
+                },
+                &issuer,
+            )?,
+            prometheus_client: issue_client(
+                dir,
+                "prometheus-client",
+                ClientIdentity {
+                    user: PROMETHEUS_USER,
+                    groups: &[MONITORING_GROUP],
                 },
                 &issuer,
             )?,
@@ -290,7 +309,12 @@ mod tests {
     fn generates_pem_files_with_private_keys_readable_by_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let pki = ClusterPki::generate(dir.path()).unwrap();
-        for pair in [&pki.ca, &pki.apiserver_serving, &pki.admin_client] {
+        for pair in [
+            &pki.ca,
+            &pki.apiserver_serving,
+            &pki.admin_client,
+            &pki.prometheus_client,
+        ] {
             let cert = fs::read_to_string(&pair.cert).unwrap();
             assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
             let mode = fs::metadata(&pair.key).unwrap().permissions().mode();

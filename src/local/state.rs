@@ -11,6 +11,10 @@
 //! pki/                CA, serving and client certificates, service-account key
 //! etcd/               etcd's data directory
 //! logs/<component>.log
+//! prometheus/         with --prometheus: its configuration, web configuration, password
+//!                     and data/ (its TSDB)
+//! metrics-endpoint.yaml   with --prometheus: a kube-burner metricsEndpoints list for it
+//! metrics/            with --prometheus: the metric and alert profiles that list names
 //! ```
 
 use std::fs::{self, File, TryLockError};
@@ -69,6 +73,18 @@ impl StateDir {
     }
     pub fn component_log(&self, component: &str) -> PathBuf {
         self.logs().join(format!("{component}.log"))
+    }
+    /// Prometheus's configuration, credentials and TSDB (with `--prometheus`).
+    pub fn prometheus(&self) -> PathBuf {
+        self.root.join("prometheus")
+    }
+    /// The metrics-endpoint file for the cluster's Prometheus, beside the kubeconfig.
+    pub fn metrics_endpoint(&self) -> PathBuf {
+        self.root.join("metrics-endpoint.yaml")
+    }
+    /// The metric and alert profiles the metrics-endpoint file names.
+    pub fn metrics_profiles(&self) -> PathBuf {
+        self.root.join("metrics")
     }
 
     /// True when a supervisor holds this cluster's lock, that is, the cluster is running
@@ -171,6 +187,32 @@ pub struct ClusterRecord {
     /// RFC 3339 time the supervisor started.
     pub started_at: String,
     pub components: Vec<ComponentRecord>,
+    /// The cluster's Prometheus, when it runs one (`--prometheus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusRecord>,
+}
+
+/// Where a local cluster's Prometheus serves and how to log in to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusRecord {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The basic-auth user of its HTTP API.
+    pub username: String,
+    /// The file holding the user's password, readable by its owner only.
+    pub password_file: PathBuf,
+    /// A kube-burner `metricsEndpoints` list for this Prometheus (`burner init -e FILE`).
+    pub metrics_endpoint: PathBuf,
+}
+
+impl PrometheusRecord {
+    /// The password of [`PrometheusRecord::username`], read from its file.
+    pub fn password(&self) -> io::Result<String> {
+        Ok(fs::read_to_string(&self.password_file)?
+            .trim_end()
+            .to_string())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +286,12 @@ mod tests {
                 }],
                 log: state.component_log("etcd"),
             }],
+            prometheus: Some(PrometheusRecord {
+                url: "http://127.0.0.1:9090".into(),
+                username: "burner".into(),
+                password_file: state.prometheus().join("password"),
+                metrics_endpoint: state.metrics_endpoint(),
+            }),
         };
         assert_eq!(state.read_record().unwrap(), None);
         state.write_record(&record).unwrap();
@@ -264,6 +312,8 @@ mod tests {
         assert_eq!(keys(&json), keys(&schema["properties"]));
         let component_schema = &schema["properties"]["components"]["items"]["properties"];
         assert_eq!(keys(&json["components"][0]), keys(component_schema));
+        let prometheus_schema = &schema["properties"]["prometheus"]["properties"];
+        assert_eq!(keys(&json["prometheus"]), keys(prometheus_schema));
         assert_eq!(json["phase"]["state"], "failed");
         let phases = schema["properties"]["phase"]["properties"]["state"]["enum"].clone();
         for phase in [Phase::Starting, Phase::Ready, Phase::Failed("x".into())] {

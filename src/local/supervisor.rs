@@ -10,11 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::binaries::{self, ControlPlaneBinaries, ControlPlaneVersions};
 use super::components::{self, Component};
-use super::health::{HealthProbe, etcd_is_healthy, etcd_version};
+use super::health::{HealthProbe, etcd_is_healthy, etcd_version, prometheus_is_ready};
 use super::kubeconfig;
 use super::pki::ClusterPki;
 use super::ports::{free_ports, log_shows_port_clash};
 use super::process::ComponentProcess;
+use super::prometheus::{self, PrometheusAccess, ScrapeTargets};
 use super::state::{ClusterRecord, ComponentRecord, NamedPort, Phase, StateDir, SupervisorLock};
 use super::{LocalCluster, LocalError, LocalOptions};
 
@@ -37,6 +38,10 @@ pub(super) async fn start(options: &LocalOptions) -> Result<LocalCluster, LocalE
     if state.is_supervised().map_err(state_error)? {
         return Err(already_running(&options.name, &state));
     }
+    let prometheus_program = match options.prometheus {
+        true => Some(prometheus::find_program()?),
+        false => None,
+    };
     let binaries = binaries::ensure(&options.binaries).await?;
     let Some(lock) = state.try_lock_supervisor().map_err(state_error)? else {
         return Err(already_running(&options.name, &state));
@@ -57,6 +62,7 @@ pub(super) async fn start(options: &LocalOptions) -> Result<LocalCluster, LocalE
         etcd_version: versions.etcd,
         started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         components: Vec::new(),
+        prometheus: None,
     };
     state.write_record(&record).map_err(state_error)?;
 
@@ -64,10 +70,13 @@ pub(super) async fn start(options: &LocalOptions) -> Result<LocalCluster, LocalE
         state: &state,
         pki: &pki,
         binaries: &binaries,
+        prometheus_program: prometheus_program.as_deref(),
         options,
         deadline: Instant::now() + options.ready_timeout,
         running: Vec::new(),
         record: &mut record,
+        prometheus_password: None,
+        prometheus: None,
     };
     match starting.start_all().await {
         Ok(()) => {}
@@ -80,6 +89,7 @@ pub(super) async fn start(options: &LocalOptions) -> Result<LocalCluster, LocalE
         }
     }
     let running = std::mem::take(&mut starting.running);
+    let prometheus = starting.prometheus.take();
     record.phase = Phase::Ready;
     state.write_record(&record).map_err(state_error)?;
     tracing::info!(server = %record.server, "local cluster `{}` is ready", record.name);
@@ -95,6 +105,7 @@ pub(super) async fn start(options: &LocalOptions) -> Result<LocalCluster, LocalE
     Ok(LocalCluster {
         record,
         state,
+        prometheus,
         stop,
         supervisor: Some(supervisor),
     })
@@ -113,16 +124,23 @@ fn already_running(name: &str, state: &StateDir) -> LocalError {
     }
 }
 
-/// The start sequence: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, then
-/// the `default` service account, which shows the controller-manager works.
+/// The start sequence: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+/// Prometheus if asked for, then the `default` service account, which shows the
+/// controller-manager works.
 struct Starting<'a> {
     state: &'a StateDir,
     pki: &'a ClusterPki,
     binaries: &'a ControlPlaneBinaries,
+    /// Found before anything started; `None` without `--prometheus`.
+    prometheus_program: Option<&'a Path>,
     options: &'a LocalOptions,
     deadline: Instant,
     running: Vec<ComponentProcess>,
     record: &'a mut ClusterRecord,
+    /// The password of Prometheus's HTTP API, from when its configuration is written.
+    prometheus_password: Option<String>,
+    /// How to reach Prometheus, once it is ready.
+    prometheus: Option<PrometheusAccess>,
 }
 
 impl Starting<'_> {
@@ -147,19 +165,58 @@ impl Starting<'_> {
         self.record.server = format!("https://127.0.0.1:{apiserver}");
         self.write_kubeconfigs()?;
 
-        self.start_component(
-            Component::KubeControllerManager,
-            None,
-            1,
-            |state, pki, ports| components::controller_manager_args(state, pki, ports[0], tuning),
-        )
-        .await?;
-        self.start_component(Component::KubeScheduler, None, 1, |state, pki, ports| {
-            components::scheduler_args(state, pki, ports[0], tuning)
-        })
-        .await?;
+        let controller_manager = self
+            .start_component(
+                Component::KubeControllerManager,
+                None,
+                1,
+                |state, pki, ports| {
+                    components::controller_manager_args(state, pki, ports[0], tuning)
+                },
+            )
+            .await?[0];
+        let scheduler = self
+            .start_component(Component::KubeScheduler, None, 1, |state, pki, ports| {
+                components::scheduler_args(state, pki, ports[0], tuning)
+            })
+            .await?[0];
+        if self.prometheus_program.is_some() {
+            self.start_prometheus(ScrapeTargets {
+                etcd_client,
+                apiserver,
+                controller_manager,
+                scheduler,
+            })
+            .await?;
+        }
         self.wait_for_default_service_account().await?;
         self.record_running_versions(etcd_client).await
+    }
+
+    /// Writes Prometheus's configuration and credentials, starts it, and once it is ready
+    /// writes the metrics-endpoint file and records where it serves.
+    async fn start_prometheus(&mut self, targets: ScrapeTargets) -> Result<(), LocalError> {
+        let password = prometheus::write_configuration(self.state, self.pki, &targets)?;
+        self.prometheus_password = Some(password.clone());
+        let tuning = &self.options.tuning;
+        let port = self
+            .start_component(Component::Prometheus, None, 1, |state, _, ports| {
+                components::prometheus_args(state, ports[0], tuning)
+            })
+            .await?[0];
+        let access = PrometheusAccess {
+            url: format!("http://127.0.0.1:{port}"),
+            username: prometheus::USERNAME.to_string(),
+            password,
+        };
+        self.record.prometheus = Some(prometheus::write_metrics_endpoint(self.state, &access)?);
+        self.prometheus = Some(access);
+        self.state
+            .write_record(self.record)
+            .map_err(|source| LocalError::StateDir {
+                path: self.state.root().to_path_buf(),
+                source,
+            })
     }
 
     /// Records the versions the servers report, which differ from the pinned ones when the
@@ -262,6 +319,9 @@ impl Starting<'_> {
             Component::KubeApiserver => &self.binaries.kube_apiserver,
             Component::KubeControllerManager => &self.binaries.kube_controller_manager,
             Component::KubeScheduler => &self.binaries.kube_scheduler,
+            Component::Prometheus => self
+                .prometheus_program
+                .expect("Prometheus starts only when its program was found"),
         }
     }
 
@@ -273,19 +333,30 @@ impl Starting<'_> {
         process: &mut ComponentProcess,
         port: u16,
     ) -> Result<(), LocalError> {
-        let probe = match component {
-            Component::Etcd => None,
-            _ => Some(HealthProbe::new(port, &self.pki.ca.cert, &self.pki.admin_client).await?),
-        };
-        let paths: &[&str] = match component {
-            Component::KubeApiserver => &["/livez", "/readyz"],
-            _ => &["/healthz"],
+        let readiness = match component {
+            Component::Etcd => Readiness::Etcd,
+            Component::Prometheus => Readiness::Prometheus {
+                password: self
+                    .prometheus_password
+                    .clone()
+                    .expect("Prometheus's password is written before it starts"),
+            },
+            _ => Readiness::Https {
+                probe: HealthProbe::new(port, &self.pki.ca.cert, &self.pki.admin_client).await?,
+                paths: match component {
+                    Component::KubeApiserver => &["/livez", "/readyz"],
+                    _ => &["/healthz"],
+                },
+            },
         };
         loop {
             check_still_running(process, "while starting")?;
-            let healthy = match &probe {
-                None => etcd_is_healthy(port).await,
-                Some(probe) => probe.all_ok(paths).await,
+            let healthy = match &readiness {
+                Readiness::Etcd => etcd_is_healthy(port).await,
+                Readiness::Prometheus { password } => {
+                    prometheus_is_ready(port, prometheus::USERNAME, password).await
+                }
+                Readiness::Https { probe, paths } => probe.all_ok(paths).await,
             };
             // Another program may answer on a port ours failed to bind: ours must still run.
             if healthy {
@@ -353,6 +424,19 @@ impl Starting<'_> {
     }
 }
 
+/// How a program shows it serves.
+enum Readiness {
+    /// `/health` over plain HTTP.
+    Etcd,
+    /// `/-/ready` over plain HTTP, with basic auth.
+    Prometheus { password: String },
+    /// Every path answers `ok` over HTTPS.
+    Https {
+        probe: HealthProbe,
+        paths: &'static [&'static str],
+    },
+}
+
 fn check_still_running(
     process: &mut ComponentProcess,
     when: &'static str,
@@ -367,6 +451,7 @@ fn check_still_running(
 fn port_names(component: Component) -> &'static [&'static str] {
     match component {
         Component::Etcd => &["client", "peer"],
+        Component::Prometheus => &["http"],
         _ => &["https"],
     }
 }
