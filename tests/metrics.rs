@@ -12,8 +12,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use std::time::{Duration, SystemTime};
+
+use burner::config::metrics::{EndpointAuth, MetricsEndpoint};
 use burner::hollow::HollowFleet;
 use burner::local::PrometheusAccess;
+use burner::metrics::prometheus::Prometheus;
 use burner::results::summary::RunSummary;
 use serde_json::Value;
 
@@ -25,11 +29,50 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// The shared cluster's Prometheus, once it holds a few scrapes of the apiserver: rates
+/// over a job's window need at least two samples, and the cluster has just started.
 fn prometheus() -> &'static PrometheusAccess {
-    common::cluster_with_prometheus()
+    static HISTORY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let access = common::cluster_with_prometheus()
         .prometheus
         .as_ref()
-        .expect("the shared cluster runs Prometheus (BURNER_TEST_KUBECONFIG clusters have none)")
+        .expect("the shared cluster runs Prometheus (BURNER_TEST_KUBECONFIG clusters have none)");
+    HISTORY.get_or_init(|| wait_for_scrapes(access, 3));
+    access
+}
+
+fn wait_for_scrapes(access: &PrometheusAccess, scrapes: u32) {
+    let endpoint = MetricsEndpoint {
+        url: access.url.clone(),
+        auth: EndpointAuth::Basic {
+            username: access.username.clone(),
+            password: access.password.clone(),
+        },
+        step: Duration::from_secs(5),
+        skip_tls_verify: true,
+        metric_profiles: Vec::new(),
+        alert_profiles: Vec::new(),
+        alias: "test".into(),
+    };
+    let client = Prometheus::new(&endpoint).expect("a Prometheus client");
+    common::run_on_harness(async move {
+        let query = r#"count_over_time(up{job="apiserver"}[1m])"#;
+        for _ in 0..60 {
+            let series = client
+                .instant(query, SystemTime::now())
+                .await
+                .unwrap_or_default();
+            let count = series
+                .first()
+                .and_then(|s| s.samples.first())
+                .map_or(0.0, |s| s.1);
+            if count >= f64::from(scrapes) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!("Prometheus did not scrape the apiserver {scrapes} times within a minute");
+    });
 }
 
 /// A kubelet-density job of `pods` pods in a namespace of its own, with the control-plane
@@ -43,7 +86,9 @@ fn write_config(dir: &Path, test: &str, pods: u32, alerts: &str, query: Option<&
             std::fs::write(dir.join("broken.yml"), profile).unwrap();
             "broken.yml".to_string()
         }
-        None => repo("workloads/metrics/control-plane.yml").display().to_string(),
+        None => repo("workloads/metrics/control-plane.yml")
+            .display()
+            .to_string(),
     };
     let config = format!(
         r#"global:
@@ -66,6 +111,7 @@ jobs:
     namespace: metrics-{test}
     waitWhenFinished: true
     podWait: false
+    preLoadImages: false
     objects:
       - objectTemplate: {template}
         replicas: 1
@@ -89,7 +135,8 @@ fn burner(args: &[&str]) -> Output {
         .expect("burner runs")
 }
 
-/// Runs `burner init` on the shared cluster while hollow nodes serve its pods.
+/// Runs `burner init` on the shared cluster while hollow nodes serve its pods; each run
+/// gets a uuid of its own, so the tests' objects never meet.
 fn init(test: &str, config: &Path, out: &Path) -> Output {
     let kubeconfig = common::cluster_with_prometheus().kubeconfig.clone();
     let (config, out) = (config.to_path_buf(), out.to_path_buf());
@@ -108,8 +155,6 @@ fn init(test: &str, config: &Path, out: &Path) -> Output {
                 kubeconfig.to_str().unwrap(),
                 "--output-dir",
                 out.to_str().unwrap(),
-                "--uuid",
-                "3c4d5e6f-0000-4000-8000-00000000abcd",
             ])
         })
         .await
@@ -146,7 +191,7 @@ fn explain(output: &Output) -> String {
 fn the_control_plane_profile_gives_latency_inside_the_job_window_and_index_repeats_it() {
     let dir = tempfile::tempdir().unwrap();
     let never_fires = "- expr: vector(1) > 2\n  description: never\n  severity: error\n";
-    let config = write_config(dir.path(), "window", 100, never_fires, None);
+    let config = write_config(dir.path(), "window", 200, never_fires, None);
     let out = dir.path().join("run");
     let output = init("window", &config, &out);
     assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
@@ -158,13 +203,25 @@ fn the_control_plane_profile_gives_latency_inside_the_job_window_and_index_repea
         job.ended_at.clone().expect("an end"),
     );
     let endpoint = &summary.metrics.endpoints[0];
-    assert!(endpoint.failed_queries.is_empty(), "{:?}", endpoint.failed_queries);
-    assert!(summary.metrics.alerts.is_empty(), "{:?}", summary.metrics.alerts);
+    assert!(
+        endpoint.failed_queries.is_empty(),
+        "{:?}",
+        endpoint.failed_queries
+    );
+    assert!(
+        summary.metrics.alerts.is_empty(),
+        "{:?}",
+        summary.metrics.alerts
+    );
     assert_eq!(read_json(&out.join("alert.json")), Value::Array(Vec::new()));
 
     let documents = read_json(&out.join(format!("{LATENCY}.json")));
     let documents = documents.as_array().expect("an array of documents");
-    assert!(!documents.is_empty(), "no {LATENCY} documents");
+    assert!(
+        !documents.is_empty(),
+        "no {LATENCY} documents; documents by metric: {:?}",
+        endpoint.documents
+    );
     let (first, last) = (seconds(&start), seconds(&end));
     for doc in documents {
         let value = doc["value"].as_f64().expect("a number");
@@ -220,7 +277,8 @@ fn the_control_plane_profile_gives_latency_inside_the_job_window_and_index_repea
 #[test]
 fn an_error_alert_that_always_fires_exits_3_with_every_result_written() {
     let dir = tempfile::tempdir().unwrap();
-    let always = "- expr: vector(1) > 0\n  description: 'always fires ({{$value}})'\n  severity: error\n";
+    let always =
+        "- expr: vector(1) > 0\n  description: 'always fires ({{$value}})'\n  severity: error\n";
     let config = write_config(dir.path(), "alert", 20, always, None);
     let out = dir.path().join("run");
     let output = init("alert", &config, &out);

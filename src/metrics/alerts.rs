@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::documents::whole_steps;
 use super::prometheus::{Prometheus, Series};
-use super::{FailedQuery, JobWindow, timestamp};
+use super::{FailedQuery, JobWindow, instant, timestamp};
 use crate::config::metrics::{AlertRule, ElapsedUnit, MetricsEndpoint, Severity};
 use crate::results::files::{WriteError, write_rows};
 
@@ -101,7 +101,7 @@ async fn evaluate_rule(
                 severity: rule.severity,
                 description,
                 metric_name: "alert".into(),
-                churn_metric: window.in_churn(UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0))),
+                churn_metric: window.in_churn(instant(at)),
                 job_name: window.job.clone(),
                 expr: expr.clone(),
                 value,

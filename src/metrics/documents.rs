@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::prometheus::{PromError, Prometheus, Series};
-use super::{JobWindow, timestamp};
+use super::{JobWindow, instant, timestamp};
 use crate::config::metrics::{ElapsedUnit, MetricQuery, MetricsEndpoint};
 use crate::results::files::{WriteError, write_json};
 
@@ -69,17 +69,21 @@ pub async fn query_window(
             query: text.clone(),
             metric_name: name.to_string(),
             job_name: window.job.clone(),
-            churn_metric: window.in_churn(UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0))),
+            churn_metric: window.in_churn(instant(at)),
         };
+    // Prometheus returns series in no particular order: documents go in time order, then
+    // by labels, so the same window always gives the same file.
     let documents_of = |name: &str, series: &[Series]| -> Vec<MetricDocument> {
-        series
+        let mut documents: Vec<MetricDocument> = series
             .iter()
             .flat_map(|s| {
                 s.samples
                     .iter()
                     .map(|sample| document(name, &s.labels, *sample))
             })
-            .collect()
+            .collect();
+        documents.sort_by(|a, b| (&a.timestamp, &a.labels).cmp(&(&b.timestamp, &b.labels)));
+        documents
     };
     let mut found = BTreeMap::new();
     if query.instant {

@@ -355,6 +355,12 @@ async fn check_queries(
 
 /// A time as documents write it: RFC 3339 UTC with milliseconds.
 pub(crate) fn timestamp(seconds: f64) -> String {
-    let at = std::time::UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0));
-    humantime::format_rfc3339_millis(at).to_string()
+    humantime::format_rfc3339_millis(instant(seconds)).to_string()
+}
+
+/// A Prometheus sample time (float seconds) as a time. Rounding to the millisecond gives
+/// back the millisecond that was asked for (1764316267.863 is a hair below .863 as a float).
+pub(crate) fn instant(seconds: f64) -> SystemTime {
+    let millis = (seconds.max(0.0) * 1000.0).round() as u64;
+    std::time::UNIX_EPOCH + Duration::from_millis(millis)
 }
