@@ -321,3 +321,93 @@ fn a_promql_syntax_error_stops_init_before_it_writes_anything() {
     assert!(stderr.contains("parse error"), "{stderr}");
     assert!(!out.exists(), "the refused run wrote {}", out.display());
 }
+
+#[test]
+fn a_critical_alert_stops_the_run_after_its_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let critical = "- expr: vector(1) > 0\n  description: stop now\n  severity: critical\n";
+    let config = write_config(dir.path(), "critical", 10, critical, None);
+    // A second job, which the critical alert after the first must keep from running.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "  - name: never-runs\n    jobIterations: 1\n    qps: 5\n    burst: 5\n    namespace: metrics-critical-second\n    preLoadImages: false\n    objects:\n      - objectTemplate: ",
+    );
+    text.push_str(&format!(
+        "{}\n        replicas: 1\n        inputVars:\n          containerImage: registry.k8s.io/pause:3.10\n",
+        repo("workloads/kubelet-density/templates/pod.yml").display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let out = dir.path().join("run");
+    let output = init("critical", &config, &out);
+    assert_eq!(output.status.code(), Some(3), "{}", explain(&output));
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["outcome"], "stoppedByAlert");
+    let jobs: Vec<&str> = summary["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["density"]);
+    assert_eq!(
+        read_json(&out.join("alert.json"))[0]["severity"],
+        "critical"
+    );
+}
+
+#[test]
+fn check_alerts_exits_1_on_an_error_alert_0_on_none_and_names_an_unreachable_endpoint() {
+    let access = prometheus();
+    let dir = tempfile::tempdir().unwrap();
+    let check = |url: &str, rule: &str| {
+        let file = dir.path().join("alerts.yml");
+        std::fs::write(&file, rule).unwrap();
+        let end = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        burner(&[
+            "check-alerts",
+            "-u",
+            url,
+            "--username",
+            &access.username,
+            "-p",
+            &access.password,
+            "-a",
+            file.to_str().unwrap(),
+            "-s",
+            "5s",
+            "--start",
+            &(end - 30).to_string(),
+            "--end",
+            &end.to_string(),
+        ])
+    };
+    let fired = check(
+        &access.url,
+        "- expr: up{job=\"apiserver\"} > 0\n  description: '{{$labels.job}} is up'\n  severity: error\n",
+    );
+    assert_eq!(fired.status.code(), Some(1), "{}", explain(&fired));
+    assert!(
+        String::from_utf8_lossy(&fired.stdout).contains("apiserver is up"),
+        "{}",
+        explain(&fired)
+    );
+    let quiet = check(
+        &access.url,
+        "- expr: up{job=\"apiserver\"} > 1\n  description: never\n  severity: error\n",
+    );
+    assert_eq!(quiet.status.code(), Some(0), "{}", explain(&quiet));
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("no alert fired"));
+    let nowhere = check(
+        "http://127.0.0.1:9",
+        "- expr: up > 0\n  description: any\n  severity: error\n",
+    );
+    assert_eq!(nowhere.status.code(), Some(1), "{}", explain(&nowhere));
+    let stderr = String::from_utf8_lossy(&nowhere.stderr);
+    assert!(
+        stderr.contains("http://127.0.0.1:9") && stderr.contains("no answer"),
+        "{stderr}"
+    );
+}
