@@ -42,6 +42,62 @@ pub async fn prometheus_is_ready(port: u16, username: &str, password: &str) -> b
         .is_some_and(|response| status_code(&response) == Some(200))
 }
 
+/// One scrape target as Prometheus reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeTarget {
+    pub job: String,
+    /// `up`, `down` or `unknown` (not scraped yet).
+    pub health: String,
+    pub last_error: String,
+}
+
+/// The targets of the Prometheus on `port` (`/api/v1/targets`), or `None` when it does not
+/// answer with them.
+pub async fn prometheus_targets(
+    port: u16,
+    username: &str,
+    password: &str,
+) -> Option<Vec<ScrapeTarget>> {
+    let authorization = basic_authorization(username, password);
+    let response = plain_get(port, "/api/v1/targets?state=active", Some(&authorization)).await?;
+    if status_code(&response) != Some(200) {
+        return None;
+    }
+    parse_targets(response.split_once("\r\n\r\n")?.1)
+}
+
+fn parse_targets(body: &str) -> Option<Vec<ScrapeTarget>> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        data: Data,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data {
+        active_targets: Vec<Target>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Target {
+        labels: std::collections::BTreeMap<String, String>,
+        health: String,
+        last_error: String,
+    }
+    let answer: Answer = serde_json::from_str(body).ok()?;
+    Some(
+        answer
+            .data
+            .active_targets
+            .into_iter()
+            .map(|t| ScrapeTarget {
+                job: t.labels.get("job").cloned().unwrap_or_default(),
+                health: t.health,
+                last_error: t.last_error,
+            })
+            .collect(),
+    )
+}
+
 /// The value of an `Authorization` header for HTTP basic auth.
 fn basic_authorization(username: &str, password: &str) -> String {
     use base64::Engine;
@@ -125,6 +181,30 @@ mod tests {
             basic_authorization("Aladdin", "open sesame"),
             "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
         );
+    }
+
+    #[test]
+    fn targets_are_read_from_prometheus_answer() {
+        let body = r#"{"status":"success","data":{"activeTargets":[
+            {"labels":{"instance":"127.0.0.1:1","job":"etcd"},"health":"up","lastError":"","scrapeUrl":"http://127.0.0.1:1/metrics"},
+            {"labels":{"instance":"127.0.0.1:2","job":"scheduler"},"health":"down","lastError":"server returned HTTP status 403 Forbidden"}
+        ],"droppedTargets":[]}}"#;
+        assert_eq!(
+            parse_targets(body).unwrap(),
+            [
+                ScrapeTarget {
+                    job: "etcd".into(),
+                    health: "up".into(),
+                    last_error: String::new(),
+                },
+                ScrapeTarget {
+                    job: "scheduler".into(),
+                    health: "down".into(),
+                    last_error: "server returned HTTP status 403 Forbidden".into(),
+                },
+            ]
+        );
+        assert_eq!(parse_targets("not json"), None);
     }
 
     #[test]

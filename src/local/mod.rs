@@ -142,6 +142,9 @@ pub enum LocalError {
     Client(#[from] ClientError),
     #[error("the default service account did not appear within {}", humantime::format_duration(*.0))]
     NoDefaultServiceAccount(Duration),
+    #[error("Prometheus could not scrape every program within {}: {targets}",
+        humantime::format_duration(*timeout))]
+    PrometheusTargetsDown { timeout: Duration, targets: String },
     #[error("interrupted while the cluster was starting; everything started was stopped")]
     Interrupted,
     #[error("the supervisor task failed: {0}")]

@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::binaries::{self, ControlPlaneBinaries, ControlPlaneVersions};
 use super::components::{self, Component};
-use super::health::{HealthProbe, etcd_is_healthy, etcd_version, prometheus_is_ready};
+use super::health::{
+    HealthProbe, etcd_is_healthy, etcd_version, prometheus_is_ready, prometheus_targets,
+};
 use super::kubeconfig;
 use super::pki::ClusterPki;
 use super::ports::{free_ports, log_shows_port_clash};
@@ -126,7 +128,7 @@ fn already_running(name: &str, state: &StateDir) -> LocalError {
 
 /// The start sequence: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 /// Prometheus if asked for, then the `default` service account, which shows the
-/// controller-manager works.
+/// controller-manager works, and Prometheus's first scrape of each program.
 struct Starting<'a> {
     state: &'a StateDir,
     pki: &'a ClusterPki,
@@ -190,7 +192,62 @@ impl Starting<'_> {
             .await?;
         }
         self.wait_for_default_service_account().await?;
-        self.record_running_versions(etcd_client).await
+        self.record_running_versions(etcd_client).await?;
+        if self.prometheus.is_some() {
+            self.wait_for_first_scrapes().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until Prometheus has scraped every program once, so a cluster that is ready
+    /// has metrics from its first seconds on, and a target Prometheus cannot read (TLS,
+    /// RBAC) fails the start with its error rather than leaving gaps.
+    async fn wait_for_first_scrapes(&mut self) -> Result<(), LocalError> {
+        let access = self
+            .prometheus
+            .clone()
+            .expect("set once Prometheus is ready");
+        let port = self
+            .record
+            .components
+            .iter()
+            .find(|c| c.name == Component::Prometheus.name())
+            .and_then(|c| c.ports.first())
+            .map(|p| p.port)
+            .expect("Prometheus is recorded with its port");
+        let jobs = [
+            prometheus::JOB_APISERVER,
+            prometheus::JOB_ETCD,
+            prometheus::JOB_SCHEDULER,
+            prometheus::JOB_CONTROLLER_MANAGER,
+        ];
+        loop {
+            for process in &mut self.running {
+                check_still_running(process, "while starting")?;
+            }
+            let targets = prometheus_targets(port, &access.username, &access.password)
+                .await
+                .unwrap_or_default();
+            let up = |job: &str| targets.iter().any(|t| t.job == job && t.health == "up");
+            if jobs.iter().all(|job| up(job)) {
+                return Ok(());
+            }
+            if Instant::now() >= self.deadline {
+                let targets = targets
+                    .iter()
+                    .map(|t| match t.last_error.as_str() {
+                        "" => format!("{} {}", t.job, t.health),
+                        error => format!("{} {} ({error})", t.job, t.health),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(LocalError::PrometheusTargetsDown {
+                    timeout: self.options.ready_timeout,
+                    targets,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Writes Prometheus's configuration and credentials, starts it, and once it is ready
