@@ -401,7 +401,8 @@ fn read_profile(source: &str, folder: &Path) -> Result<(PathBuf, String), String
 /// The data a query is checked with at load: the environment and a stand-in `elapsed`.
 const CHECK_ELAPSED: Duration = Duration::from_secs(60);
 
-fn metric_profile(
+/// Parses and checks a metric profile's text (`file` names it in errors).
+pub fn metric_profile(
     file: &Path,
     text: &str,
     missing: MissingKey,
@@ -449,7 +450,8 @@ fn metric_profile(
 /// these variables, as Prometheus and kube-burner do.
 const DESCRIPTION_PRELUDE: &str = "{{$labels := .labels}}{{$value := .value}}";
 
-fn alert_profile(
+/// Parses and checks an alert profile's text (`file` names it in errors).
+pub fn alert_profile(
     file: &Path,
     text: &str,
     missing: MissingKey,

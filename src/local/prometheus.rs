@@ -360,7 +360,8 @@ fn write_private(path: &Path, text: &str) -> Result<(), PrometheusError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
+    use crate::config::metrics::{self as config_metrics, Severity};
+    use crate::template::go::MissingKey;
     use serde_json::Value;
     use std::os::unix::fs::PermissionsExt;
 
@@ -514,57 +515,45 @@ mod tests {
         assert!(!format!("{access:?}").contains("secret"));
     }
 
-    /// kube-burner decodes metric profiles strictly: these are its fields, no others.
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields, rename_all = "camelCase")]
-    struct MetricQuery {
-        query: String,
-        metric_name: String,
-        #[serde(default)]
-        instant: bool,
-        #[serde(default)]
-        capture_start: bool,
-    }
-
-    /// kube-burner's alert profile entry (it has no `for`).
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Alert {
-        expr: String,
-        description: String,
-        severity: String,
-    }
-
+    /// burner's own loader checks the shipped profiles as strictly as kube-burner decodes
+    /// them (unknown keys are errors), and renders every query.
     #[test]
     fn the_metric_profile_has_kube_burners_schema_and_unique_names() {
-        let queries: Vec<MetricQuery> = serde_saphyr::from_str(CONTROL_PLANE_PROFILE).unwrap();
+        let profile = config_metrics::metric_profile(
+            Path::new("control-plane.yml"),
+            CONTROL_PLANE_PROFILE,
+            MissingKey::Error,
+        )
+        .unwrap();
+        let queries = &profile.queries;
         assert!(queries.len() >= 10);
         let mut names: Vec<&str> = queries.iter().map(|q| q.metric_name.as_str()).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), queries.len(), "metric names repeat");
-        for query in &queries {
-            assert!(!query.query.trim().is_empty(), "{query:?}");
-            assert!(!query.capture_start || query.instant, "{query:?}");
-        }
     }
 
     #[test]
     fn the_alert_profile_has_kube_burners_schema_and_the_official_slo_thresholds() {
-        let alerts: Vec<Alert> = serde_saphyr::from_str(SLO_ALERTS_PROFILE).unwrap();
-        for alert in &alerts {
-            assert!(
-                ["info", "warning", "error", "critical"].contains(&alert.severity.as_str()),
-                "{alert:?}"
-            );
-            assert!(!alert.expr.trim().is_empty() && !alert.description.is_empty());
-        }
-        let errors: Vec<&Alert> = alerts.iter().filter(|a| a.severity == "error").collect();
+        let profile = config_metrics::alert_profile(
+            Path::new("slo-alerts.yml"),
+            SLO_ALERTS_PROFILE,
+            MissingKey::Error,
+        )
+        .unwrap();
+        // kube-burner reads the shipped profile too, and it has no `for`.
+        assert!(profile.rules.iter().all(|rule| rule.hold_for.is_none()));
+        let errors: Vec<&str> = profile
+            .rules
+            .iter()
+            .filter(|rule| rule.severity == Severity::Error)
+            .map(|rule| rule.expr.text.as_str())
+            .collect();
         let threshold = |scope: &str| {
             errors
                 .iter()
-                .find(|a| a.expr.contains(scope))
-                .map(|a| a.expr.trim().rsplit_once('>').unwrap().1.trim().to_string())
+                .find(|expr| expr.contains(scope))
+                .map(|expr| expr.trim().rsplit_once('>').unwrap().1.trim().to_string())
         };
         assert_eq!(threshold(r#"scope="resource""#).as_deref(), Some("1"));
         assert_eq!(
@@ -574,7 +563,7 @@ mod tests {
         assert_eq!(
             errors
                 .iter()
-                .filter(|a| a.expr.contains(r#"scope="resource""#))
+                .filter(|expr| expr.contains(r#"scope="resource""#))
                 .count(),
             2,
             "mutating calls and resource reads"
