@@ -317,13 +317,18 @@ impl Prepared<'_> {
                         }
                     };
                     let result = JobResult { started_at, ended_at: Some(SystemTime::now()), ..result };
-                    let go_on = match &options.after_job {
-                        Some(after_job) => after_job(&result).await,
-                        None => true,
+                    // The check after the job (alerts) answers to the deadline and Ctrl-C too.
+                    let stop = match &options.after_job {
+                        None => None,
+                        Some(after_job) => tokio::select! {
+                            go_on = after_job(&result) => (!go_on).then_some(Outcome::Stopped),
+                            _ = tokio::time::sleep_until(deadline) => Some(Outcome::TimedOut),
+                            _ = options.cancel.cancelled() => Some(Outcome::Interrupted),
+                        },
                     };
                     results.push(result);
-                    if !go_on {
-                        return Ok(Outcome::Stopped);
+                    if let Some(outcome) = stop {
+                        return Ok(outcome);
                     }
                     created.push((job, objects));
                     progress.set_phase(Phase::Done);
