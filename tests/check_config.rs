@@ -591,3 +591,47 @@ fn every_shipped_workload_validates_against_the_published_schema() {
     let bad: serde_json::Value = serde_json::json!({"jobs": [{"name": "a", "jobIteration": 3}]});
     assert!(!validator.is_valid(&bad));
 }
+
+#[test]
+fn metrics_endpoints_and_their_profiles_are_checked_with_their_place() {
+    let shipped = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("workloads/metrics")
+            .join(name)
+            .display()
+            .to_string()
+    };
+    // The shipped profiles, through an endpoint file given with -e.
+    let endpoint_file = format!(
+        "- endpoint: http://127.0.0.1:9090\n  username: u\n  password: p\n  metrics: [{}]\n  alerts: [{}]\n",
+        shipped("control-plane.yml"),
+        shipped("slo-alerts.yml")
+    );
+    let workload = Workload::new(&job(&format!("    jobIterations: 5\n{OBJECTS}")))
+        .file("endpoint.yml", &endpoint_file)
+        .file(
+            "metrics.yml",
+            "- query: up\n  metricName: up\n  captureStrat: true\n",
+        );
+    let endpoint = workload.path("endpoint.yml").display().to_string();
+    let output = workload.check(&["-e", &endpoint]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("metrics: 1 endpoint(s),"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A profile with a misspelt key, named with its line and column.
+    let config = format!(
+        "{}metricsEndpoints:\n  - endpoint: http://127.0.0.1:9090\n    metrics: [metrics.yml]\n",
+        job(&format!("    jobIterations: 5\n{OBJECTS}"))
+    );
+    let workload = workload.file("config.yml", &config);
+    let error = error_of(&workload, &[]);
+    assert!(
+        error.contains("metrics.yml:3:3: unknown field `captureStrat`"),
+        "{error}"
+    );
+    assert!(error.contains("did you mean `captureStart`?"), "{error}");
+}

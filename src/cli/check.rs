@@ -100,6 +100,24 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             summary.writes
         );
     }
+    if !config.metrics_endpoints.is_empty() {
+        let queries: usize = config
+            .metrics_endpoints
+            .iter()
+            .flat_map(|e| &e.metric_profiles)
+            .map(|p| p.queries.len())
+            .sum();
+        let rules: usize = config
+            .metrics_endpoints
+            .iter()
+            .flat_map(|e| &e.alert_profiles)
+            .map(|p| p.rules.len())
+            .sum();
+        eprintln!(
+            "metrics: {} endpoint(s), {queries} metric queries, {rules} alert rules (PromQL is checked by the endpoint when init starts)",
+            config.metrics_endpoints.len()
+        );
+    }
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
         "{} is valid: {} jobs, {objects} objects, {writes} writes; rendered in {seconds:.2} s ({:.0} objects/s)",

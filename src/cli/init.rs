@@ -171,6 +171,11 @@ fn report(
     if summary.thresholds_failed() {
         eprintln!("measurement thresholds were exceeded");
     }
+    if let Some(severity) = summary.metrics.worst_alert()
+        && severity >= crate::config::metrics::Severity::Error
+    {
+        eprintln!("an alert of severity {} fired", severity.as_str());
+    }
     eprintln!("results: {}", run.dir.display());
     if !local && !config.global.gc {
         eprintln!(

@@ -155,6 +155,9 @@ impl MetricsSession {
         let mut fired = Vec::new();
         let mut failed = Vec::new();
         for (endpoint, prometheus) in &self.endpoints {
+            if endpoint.alert_profiles.iter().all(|p| p.rules.is_empty()) {
+                continue;
+            }
             wait_for_scrapes_after(prometheus, window.end).await;
             let evaluation = alerts::evaluate(endpoint, prometheus, window, &self.uuid);
             match tokio::time::timeout(ALERTS_LIMIT, evaluation).await {
