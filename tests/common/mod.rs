@@ -82,7 +82,7 @@ fn shared_cluster(prometheus: bool) -> &'static TestCluster {
         .iter()
         .map(|a| a.parse().expect("valid extra arg"))
         .collect();
-        let cluster = run_on_harness(async move { LocalCluster::start(&options).await })
+        let cluster = start_on_keeper_thread(options)
             .unwrap_or_else(|e| panic!("cannot start the test cluster: {e}"));
         let kubeconfig = cluster.kubeconfig().to_path_buf();
         let prometheus = cluster.prometheus().cloned();
@@ -96,6 +96,33 @@ fn shared_cluster(prometheus: bool) -> &'static TestCluster {
             prometheus,
         }
     })
+}
+
+/// Starts a cluster from a thread of its own that lives as long as the process. The
+/// cluster's programs die with the thread that started them (`PR_SET_PDEATHSIG`), so it
+/// must be a thread no runtime ever retires: a runtime's worker that once ran
+/// `block_in_place`, for one, may end as an idle blocking thread and take the cluster with
+/// it. Waiting for this thread also never needs a worker of the harness runtime, so tests
+/// that wait for the start together cannot starve it.
+fn start_on_keeper_thread(
+    options: LocalOptions,
+) -> Result<LocalCluster, burner::local::LocalError> {
+    let (started, result) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("test-cluster".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the cluster thread's runtime");
+            runtime.block_on(async move {
+                let _ = started.send(LocalCluster::start(&options).await);
+                // The cluster's supervision runs on this runtime until the process exits.
+                std::future::pending::<()>().await;
+            });
+        })
+        .expect("the cluster thread starts");
+    result.recv().expect("the cluster thread answers")
 }
 
 extern "C" fn stop_started_cluster() {
@@ -117,16 +144,9 @@ pub fn options_for(purpose: &str) -> LocalOptions {
 
 /// A client for the shared cluster, built by burner's own client code.
 pub async fn client() -> kube::Client {
-    // The first call starts the shared cluster and blocks until it is up. On the harness
-    // runtime, blocking a worker this way while another test blocks on the same start
-    // would leave no worker to run the start itself: hand the worker's place over first.
-    let on_harness = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    let cluster = if on_harness {
-        tokio::task::block_in_place(cluster)
-    } else {
-        cluster()
-    };
+    // The first call starts the shared cluster and blocks until it is up; the start runs on
+    // a thread of its own (see `start_on_keeper_thread`), so blocking here is safe.
+    let cluster = cluster();
     let options = burner::exec::ClientOptions::for_kubeconfig(&cluster.kubeconfig);
     burner::exec::connect(&options)
         .await
